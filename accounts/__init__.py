@@ -1,0 +1,1 @@
+"""Tenancy and people: multi-entity accesses, entities, users, memberships and roles."""

@@ -1,0 +1,43 @@
+"""View mixins: the only way a view reaches tenant data or checks a role.
+
+Object views subclass `ScopedObjectMixin`; the tenant-isolation test walks the URL
+configuration and requires it of every view that takes an object id.
+"""
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.shortcuts import get_object_or_404, render
+
+
+class MemberRequiredMixin:
+    """Logged in, working in an entity, and (optionally) holding a capability there."""
+
+    required_capability = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if request.tenancy.entity is None:
+            return render(request, "accounts/no_entity.html", status=403)
+        if self.required_capability and not request.tenancy.can(self.required_capability):
+            raise PermissionDenied("Your role does not give access to this page.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ScopedObjectMixin(MemberRequiredMixin):
+    """A view of one object, looked up only among what the request may see.
+
+    Objects outside that set -- another entity's, or hidden by role -- are a 404, never a
+    403, so ids do not leak.
+    """
+
+    model = None
+
+    def get_scoped_queryset(self):
+        if self.model is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} must set `model`.")
+        # The model's TenantManager filters to the request's entity (accounts.tenancy).
+        return self.model.objects.all()
+
+    def get_object(self, queryset=None):
+        return get_object_or_404(self.get_scoped_queryset(), pk=self.kwargs["pk"])

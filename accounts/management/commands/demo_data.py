@@ -1,0 +1,124 @@
+"""Create (or refresh) the demo tenant so a newcomer can try every feature.
+
+Idempotent: running it again updates the same rows. Later features extend `DEMO_USERS`
+and `build()` with their own demo data.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import Entity, EntityGroup, GroupMembership, Membership, User
+from accounts.roles import Role
+from accounts.tenancy import system_code
+from customers.models import Customer
+
+GROUP_NAME = "Nordlys Group"
+ENTITIES = [("nordlys-finans", "Nordlys Finans AS"), ("nordlys-inkasso", "Nordlys Inkasso AB")]
+
+# (email, full name, role, where): where is "group" or an entity slug.
+DEMO_USERS = [
+    ("main-admin@demo.example", "Mona Main-Admin", Role.MAIN_ADMIN, "group"),
+    ("admin@demo.example", "Arne Admin", Role.ADMIN, "nordlys-finans"),
+    ("credit-manager@demo.example", "Kari Credit-Manager", Role.CREDIT_MANAGER, "nordlys-finans"),
+    ("collector@demo.example", "Cato Collector", Role.COLLECTOR, "nordlys-finans"),
+    ("sales@demo.example", "Siri Sales", Role.SALES, "nordlys-finans"),
+    ("sales-admin@demo.example", "Stian Sales-Admin", Role.SALES_ADMIN, "nordlys-finans"),
+    ("guest@demo.example", "Gro Guest", Role.GUEST, "nordlys-finans"),
+    ("inkasso-admin@demo.example", "Ingrid Inkasso-Admin", Role.ADMIN, "nordlys-inkasso"),
+]
+
+DEMO_CUSTOMERS = {
+    "nordlys-finans": [
+        ("10001", "Bergen Bygg AS", "912345678"),
+        ("10002", "Tromsø Fisk AS", "923456789"),
+        ("10003", "Oslo Optikk AS", "934567890"),
+    ],
+    "nordlys-inkasso": [
+        ("20001", "Göteborg Glas AB", "5560123456"),
+        ("20002", "Malmö Möbler AB", "5560234567"),
+    ],
+}
+
+PASSWORD_FILE = Path(settings.BASE_DIR) / ".demo_password"
+
+
+def generate_password():
+    # Letters, digits, an uppercase letter and a special character: meets the rules.
+    return f"Demo-{secrets.token_urlsafe(9)}-7!"
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo multi-entity access, entities, users and customers."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--password",
+            help="Password for every demo user (default: $DEMO_PASSWORD, else the one "
+            "generated on the first run and kept in .demo_password).",
+        )
+
+    def handle(self, *args, password=None, **options):
+        password, source = self.choose_password(password)
+        try:
+            validate_password(password)
+        except ValidationError as exc:
+            raise CommandError("The demo password is too weak: " + " ".join(exc.messages)) from None
+        with system_code(), transaction.atomic():
+            build(password)
+        self.stdout.write(self.style.SUCCESS("Demo data is ready. Log in at /accounts/login/ as:"))
+        for email, _, role, where in DEMO_USERS:
+            self.stdout.write(f"  {email:<30} {role.label} ({where})")
+        self.stdout.write(f"Password for every demo user ({source}): {password}")
+
+    def choose_password(self, option):
+        if option:
+            return option, "from --password"
+        from_env = os.environ.get("DEMO_PASSWORD", "").strip()
+        if from_env:
+            return from_env, "from DEMO_PASSWORD"
+        if PASSWORD_FILE.exists():
+            kept = PASSWORD_FILE.read_text(encoding="utf-8").strip()
+            if kept:
+                return kept, f"kept in {PASSWORD_FILE.name}"
+        generated = generate_password()
+        PASSWORD_FILE.write_text(generated + "\n", encoding="utf-8")
+        PASSWORD_FILE.chmod(0o600)
+        return generated, f"generated, kept in {PASSWORD_FILE.name}"
+
+
+def build(password):
+    group, _ = EntityGroup.objects.get_or_create(name=GROUP_NAME)
+    entities = {}
+    for slug, name in ENTITIES:
+        entities[slug], _ = Entity.objects.update_or_create(
+            slug=slug, defaults={"name": name, "group": group}
+        )
+    for email, full_name, role, where in DEMO_USERS:
+        user = User.objects.filter(email=email).first() or User(email=email)
+        user.full_name = full_name
+        user.is_active = True
+        if not user.check_password(password):
+            user.set_password(password)
+        user.save()
+        if where == "group":
+            GroupMembership.objects.update_or_create(
+                user=user, group=group, defaults={"role": role}
+            )
+        else:
+            Membership.objects.update_or_create(
+                user=user, entity=entities[where], defaults={"role": role}
+            )
+    for slug, rows in DEMO_CUSTOMERS.items():
+        for number, name, org in rows:
+            Customer.objects.update_or_create(
+                entity=entities[slug],
+                number=number,
+                defaults={"name": name, "organisation_number": org},
+            )

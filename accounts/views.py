@@ -1,0 +1,48 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+from django.views.generic import TemplateView
+
+from accounts.access import MemberRequiredMixin
+from accounts.forms import EmailLoginForm
+from accounts.roles import Capability
+from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
+from customers.models import Customer
+from security.models import AuditEvent
+
+
+class EmailLoginView(LoginView):
+    form_class = EmailLoginForm
+    redirect_authenticated_user = True
+
+
+class DashboardView(MemberRequiredMixin, TemplateView):
+    template_name = "accounts/dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        tenancy = self.request.tenancy
+        context = super().get_context_data(**kwargs)
+        if tenancy.can(Capability.VIEW_CUSTOMERS):
+            context["customer_count"] = Customer.objects.count()
+        if tenancy.can(Capability.VIEW_AUDIT):
+            context["recent_events"] = list(
+                AuditEvent.objects.visible_to(tenancy).select_related("entity")[:8]
+            )
+        return context
+
+
+@require_POST
+@login_required
+def switch_entity(request):
+    """Make another of the user's entities the current one (the header's switcher)."""
+    wanted = parse_entity_id(request.POST.get("entity"))
+    access = next((a for a in request.tenancy.accesses if a.entity.pk == wanted), None)
+    if access is None:
+        messages.error(request, "That entity does not exist or you have no access to it.")
+    else:
+        request.session[SESSION_ENTITY_KEY] = access.entity.pk
+        messages.success(request, f"You are now working in {access.entity.name}.")
+    # Always the dashboard: the page the user was on may show an object of the old entity.
+    return redirect("dashboard")

@@ -1,0 +1,23 @@
+"""The Celery application and the one beat schedule of periodic jobs.
+
+Every periodic job is listed here and nowhere else; `manage.py run_periodic_jobs` runs each
+of them once, in-process, for cron-style use and tests.
+"""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "clear-expired-sessions": {
+        "task": "accounts.tasks.clear_expired_sessions",
+        "schedule": crontab(hour=3, minute=15),
+    },
+}

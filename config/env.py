@@ -1,0 +1,118 @@
+"""Strict parsing of settings from environment variables.
+
+Every value the product reads from its environment goes through these helpers so a typo
+("ture", "30d", "postgress://") stops the process at start with a one-line message naming
+the variable, instead of silently falling back to a default.
+"""
+
+import os
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off"}
+
+
+class EnvError(ImproperlyConfigured):
+    """A configuration value from the environment is missing or malformed."""
+
+
+def _raw(name, environ):
+    value = environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def env_str(name, default=None, environ=os.environ):
+    value = _raw(name, environ)
+    return default if value is None else value
+
+
+def env_file_or_str(name, default=None, environ=os.environ):
+    """Read NAME, or the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    path = _raw(f"{name}_FILE", environ)
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as exc:
+            raise EnvError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}.") from None
+    return env_str(name, default, environ)
+
+
+def env_bool(name, default, environ=os.environ):
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in TRUE_VALUES:
+        return True
+    if lowered in FALSE_VALUES:
+        return False
+    raise EnvError(
+        f"{name}={value!r} is not a boolean; use one of: "
+        f"{', '.join(sorted(TRUE_VALUES | FALSE_VALUES))}."
+    )
+
+
+def env_int(name, default, environ=os.environ, minimum=None):
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise EnvError(f"{name}={value!r} is not a whole number.") from None
+    if minimum is not None and number < minimum:
+        raise EnvError(f"{name}={value!r} must be at least {minimum}.")
+    return number
+
+
+def env_list(name, default=(), environ=os.environ):
+    value = _raw(name, environ)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_choice(name, choices, default, environ=os.environ):
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    if value not in choices:
+        raise EnvError(f"{name}={value!r} is not one of: {', '.join(choices)}.")
+    return value
+
+
+def database_from_url(url, conn_max_age):
+    """Turn DATABASE_URL into Django's DATABASES entry, refusing anything unclear."""
+    import dj_database_url
+
+    scheme = urlsplit(url).scheme
+    if scheme not in {"postgres", "postgresql", "sqlite"}:
+        raise EnvError(
+            f"DATABASE_URL has scheme {scheme or '(none)'!r}; "
+            "use postgres://user:password@host:port/name or sqlite:///path."
+        )
+    try:
+        config = dj_database_url.parse(
+            url, conn_max_age=conn_max_age, conn_health_checks=conn_max_age > 0
+        )
+    except ValueError as exc:
+        raise EnvError(f"DATABASE_URL cannot be parsed: {exc}.") from None
+    if scheme != "sqlite" and not config.get("NAME"):
+        raise EnvError("DATABASE_URL names no database; end it with /<database name>.")
+    return config
+
+
+def redis_url(name, environ=os.environ):
+    value = _raw(name, environ)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.netloc or parts.path):
+        raise EnvError(f"{name}={value!r} is not a Redis URL; use redis://host:6379/0.")
+    return value

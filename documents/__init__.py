@@ -1,0 +1,1 @@
+"""Hosted documents and expiring customer links (models arrive with that work)."""

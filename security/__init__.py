@@ -1,0 +1,1 @@
+"""Security: the audit log now; security policies, lockouts and 2FA build on it."""

@@ -1,0 +1,32 @@
+"""Adapters from Django's auth signals to audit records. No business logic here."""
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from accounts.models import User, normalize_email_address
+from security.audit import record
+
+
+@receiver(user_logged_in, dispatch_uid="audit_login")
+def audit_login(sender, request, user, **kwargs):
+    record("auth.login.succeeded", actor=user, request=request)
+
+
+@receiver(user_logged_out, dispatch_uid="audit_logout")
+def audit_logout(sender, request, user, **kwargs):
+    if user is not None:
+        record("auth.logout", actor=user, request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="audit_login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs):
+    # Django has already masked the password in `credentials`; keep only the address.
+    attempted = normalize_email_address(credentials.get("username", ""))[:254]
+    # The attempt is not the account owner's act, so the user is the target, not the actor.
+    target = User.objects.filter(email=attempted).first() if attempted else None
+    record(
+        "auth.login.failed",
+        request=request,
+        target=target,
+        data={"username": attempted},
+    )

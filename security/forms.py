@@ -7,8 +7,7 @@ class AuditFilterForm(forms.Form):
     user = forms.CharField(
         required=False,
         max_length=254,
-        label="User",
-        help_text="Part of the email address of the user who acted or was targeted.",
+        label="User email contains",
     )
     date_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})

@@ -111,3 +111,10 @@ def test_the_login_path_costs_a_fixed_number_of_queries(
             "/accounts/login/", {"username": world.main_admin.email, "password": PASSWORD}
         )
     assert response.status_code == 302
+
+
+def test_a_forged_session_cookie_is_treated_as_signed_out(world, client):
+    client.cookies["sessionid"] = "forged-or-garbage-value"
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")

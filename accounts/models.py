@@ -7,6 +7,7 @@ foreign key to Entity and is scoped through `accounts.tenancy`.
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -93,6 +94,17 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="Operators of the platform itself (Django admin). Not a tenant role.",
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    password_changed_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="When the password was last set; drives forced password rotation.",
+    )
+    # The last sign-in or seen request (updated at most every few minutes, see
+    # security.activity); a user who never signed in counts from their creation.
+    last_active_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Housekeeping for the reminder jobs, so each warning is sent once.
+    password_reminder_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    inactivity_warning_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = UserManager()
 
@@ -119,6 +131,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def save(self, *args, **kwargs):
         self.email = normalize_email_address(self.email)
         super().save(*args, **kwargs)
+
+    def set_password(self, raw_password):
+        super().set_password(raw_password)
+        self.password_changed_at = timezone.now()
+        self.password_reminder_sent_at = None
 
 
 class Membership(models.Model):
@@ -153,3 +170,17 @@ class GroupMembership(models.Model):
 
     def __str__(self):
         return f"{self.user} — {self.get_role_display()} in {self.group}"
+
+
+class UserSession(AbstractBaseSession):
+    """Django's database session with the signed-in user's id beside it, so every session
+    of a user can be ended at once (deactivation, password change). The id is not a
+    foreign key: a session may outlive its user for a moment, and must not fail to save."""
+
+    user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore

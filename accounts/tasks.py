@@ -1,13 +1,14 @@
 """Periodic housekeeping for accounts. Tasks are thin: they call plain functions."""
 
 from celery import shared_task
-from django.contrib.sessions.models import Session
 from django.utils import timezone
+
+from accounts.models import UserSession
 
 
 def clear_expired_sessions(now=None):
     """Delete sessions past their expiry. Idempotent; safe to run concurrently."""
-    deleted, _ = Session.objects.filter(expire_date__lt=now or timezone.now()).delete()
+    deleted, _ = UserSession.objects.filter(expire_date__lt=now or timezone.now()).delete()
     return deleted
 
 

@@ -1,15 +1,19 @@
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.shortcuts import redirect
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
 from accounts.access import MemberRequiredMixin
 from accounts.forms import EmailLoginForm
 from accounts.roles import Capability
+from accounts.sessions import end_sessions
 from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
 from customers.models import Customer
+from security.audit import record
 from security.models import AuditEvent
 
 
@@ -46,3 +50,35 @@ def switch_entity(request):
         messages.success(request, f"You are now working in {access.entity.name}.")
     # Always the dashboard: the page the user was on may show an object of the old entity.
     return redirect("dashboard")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's change form (it validates with every password rule and keeps this
+    session signed in); other sessions of the user end here."""
+
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("dashboard")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        ended = end_sessions(
+            [self.request.user.pk], keep_session_key=self.request.session.session_key
+        )
+        record(
+            "auth.password.changed",
+            actor=self.request.user,
+            request=self.request,
+            data={"other_sessions_ended": ended},
+        )
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        end_sessions([form.user.pk])
+        record("auth.password.reset", actor=form.user, request=self.request)
+        return response

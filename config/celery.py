@@ -20,4 +20,20 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=15),
     },
+    "deactivate-inactive-users": {
+        "task": "security.tasks.deactivate_inactive_users",
+        "schedule": crontab(hour=2, minute=0),
+    },
+    "warn-inactive-users": {
+        "task": "security.tasks.warn_inactive_users",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    "remind-expiring-passwords": {
+        "task": "security.tasks.remind_expiring_passwords",
+        "schedule": crontab(hour=7, minute=5),
+    },
+    "purge-login-throttles": {
+        "task": "security.tasks.purge_login_throttles",
+        "schedule": crontab(minute=30),
+    },
 }

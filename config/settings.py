@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_scopes",
+    "axes",
     "accounts",
     "security",
     "customers",
@@ -96,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.TenantMiddleware",
+    "security.middleware.SecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -112,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.tenancy",
+                "security.context_processors.password_expiry",
             ],
         },
     }
@@ -119,7 +123,12 @@ TEMPLATES = [
 
 # --- Authentication ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses blocked accounts and addresses before any password
+    # is checked (see security.lockouts for the two counters).
+    "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.EmailBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -130,15 +139,28 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 9},
+        "NAME": "security.passwords.ComplexityValidator",
+        "OPTIONS": {"min_length": 9, "max_length": 128},
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email", "full_name")},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "security.passwords.RecentPasswordValidator", "OPTIONS": {"remember": 5}},
 ]
+PASSWORD_RESET_TIMEOUT = 60 * 60  # reset links work for one hour, once
 
+# Lockouts (django-axes with the two counters of security.lockouts).
+AXES_HANDLER = "security.lockouts.LockoutHandler"
+AXES_LOCKOUT_CALLABLE = "security.lockouts.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "security.client_ip.client_ip"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_VERBOSE = False
+
+# Database sessions that know their user, so sessions can be ended per user.
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_HOURS", 12, minimum=1) * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

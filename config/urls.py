@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("audit/", include("security.urls")),
+    path("settings/", include("security.settings_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

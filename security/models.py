@@ -1,4 +1,4 @@
-"""The append-only audit log.
+"""The append-only audit log, the two-level security policies and password history.
 
 Events are written only through `security.audit.record`. The log spans tenants (a failed
 login for an unknown address belongs to no entity), so it is not a tenant-scoped model;
@@ -6,6 +6,7 @@ reads go through `AuditEvent.objects.visible_to(tenancy)` instead.
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Cast
@@ -104,3 +105,145 @@ class AuditEvent(models.Model):
         """What the event is about, for lists: its target, or the address a failed
         sign-in tried."""
         return self.target_label or (self.data or {}).get("username", "")
+
+
+class CodeRecipient(models.TextChoices):
+    ADMINS = "admins", "The administrators"
+    USER = "user", "The user concerned"
+
+
+class SecurityPolicy(models.Model):
+    """The security settings of one level: a multi-entity access (multi-level) or an
+    entity (entity-level). Exactly one of `group` and `entity` is set. What applies to a
+    user is computed from every level that reaches them by `security.policy`."""
+
+    group = models.OneToOneField(
+        "accounts.EntityGroup",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="security_policy",
+    )
+    entity = models.OneToOneField(
+        "accounts.Entity",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="security_policy",
+    )
+    password_max_age_days = models.PositiveSmallIntegerField(
+        "force a password change every (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Each user must choose a new password when theirs is older than this. "
+        "Empty: passwords do not expire.",
+    )
+    inactivity_limit_months = models.PositiveSmallIntegerField(
+        "deactivate users inactive for (months)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="Accounts with no sign-in or activity for this many months are "
+        "deactivated by a nightly job and refused at sign-in. Empty: never.",
+    )
+    require_2fa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text="Every user must confirm each sign-in with a code from an "
+        "authenticator app, and enrol one if they have none.",
+    )
+    ip_allowlist_enabled = models.BooleanField(
+        "allow access only from listed IP addresses",
+        default=False,
+        help_text="Sign-ins from an unlisted address are paused until a code sent by SMS "
+        "approves the address.",
+    )
+    ip_code_recipient = models.CharField(
+        "who receives validation codes",
+        max_length=10,
+        choices=CodeRecipient.choices,
+        default=CodeRecipient.ADMINS,
+        help_text="Who gets the SMS code that approves a new address.",
+    )
+    # Entity level only.
+    restricted_roles = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Roles whose customer visibility is restricted (entity level only).",
+    )
+    interactive_link_days = models.PositiveSmallIntegerField(
+        "links in interactive emails are valid for (days)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="How long links in emails to customers (reminders, consent pages) work.",
+    )
+    document_link_days = models.PositiveSmallIntegerField(
+        "links to documents are valid for (days)",
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="How long links to hosted documents (PDF invoices, supporting documents) work.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "security policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(group__isnull=False) & Q(entity__isnull=True))
+                | (Q(group__isnull=True) & Q(entity__isnull=False)),
+                name="security_policy_one_level",
+            )
+        ]
+
+    def __str__(self):
+        return f"Security policy of {self.group or self.entity}"
+
+    @property
+    def level(self):
+        return "multi-level" if self.group_id else "entity-level"
+
+    @property
+    def owner(self):
+        return self.group if self.group_id else self.entity
+
+
+class PasswordHistory(models.Model):
+    """Hashes of a user's recent passwords, so a recent one cannot be chosen again."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_history"
+    )
+    password = models.CharField(max_length=128)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "password history"
+
+    def __str__(self):
+        return f"Password of {self.user_id} set {self.created_at:%Y-%m-%d}"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-in counter for one account (normalised email) or one IP address.
+
+    Written only by `security.lockouts` under a row lock, so every web process shares
+    exact counts."""
+
+    class Kind(models.TextChoices):
+        ACCOUNT = "account", "Account"
+        IP = "ip", "IP address"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    key = models.CharField(max_length=254)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "key"], name="login_throttle_kind_key")
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.key}: {self.failures} failures"

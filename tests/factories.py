@@ -2,6 +2,7 @@
 returns an object owned by `entity`. The tenant-isolation test fails for an object view
 whose model has no factory here, so a new view cannot skip the check."""
 
+from accounts.models import User
 from accounts.tenancy import system_code
 from customers.models import Customer
 from security.models import AuditEvent
@@ -18,7 +19,17 @@ def audit_event(entity):
     return record("test.event", entity=entity, data={"note": "isolation"})
 
 
+def person(entity):
+    from accounts.models import Membership, User
+    from accounts.roles import Role
+
+    user = User.objects.create_user(f"person-{entity.slug}@example.com", password=None)
+    Membership.objects.create(user=user, entity=entity, role=Role.GUEST)
+    return user
+
+
 OBJECT_FACTORIES = {
     Customer: customer,
     AuditEvent: audit_event,
+    User: person,
 }

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
+from accounts.models import UserSession as Session
+from accounts.sessions import SessionStore
 from config.celery import app
 
 ROOT = Path(__file__).resolve().parent.parent

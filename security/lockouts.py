@@ -1,0 +1,287 @@
+"""Lockouts: an account is blocked for 1 hour after 5 failed sign-ins, an IP address for
+24 hours after 10 (over any accounts). Always on.
+
+django-axes applies one limit and one cool-off to every lockout parameter, so this is
+its custom handler (`AXES_HANDLER`, the extension point its maintainers recommend) with
+two counters of its own. Axes' backend asks `is_allowed()` before any password is
+checked; here that call *reserves* the attempt: under a row lock it refuses when either
+counter is at its limit, and otherwise counts the attempt as a failure in advance. A
+correct password then gives the reservation back (`release_after_success`). Counting
+before verifying is what keeps the count exact under concurrency: 30 simultaneous wrong
+passwords for one account take 5 reservations, so 5 failures and at most 5 password
+checks; the other 25 are refused unchecked.
+
+A failure is forgotten once the counter has seen no failure for its block duration, and
+a block lasts that duration from the failure that reached the limit. Attempts refused
+during a block are not counted, so they do not extend it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.models import User, normalize_email_address
+from security.audit import record
+from security.models import LoginThrottle
+
+Kind = LoginThrottle.Kind
+
+
+@dataclass(frozen=True)
+class Limit:
+    failures: int
+    duration: timedelta
+
+
+LIMITS = {
+    Kind.ACCOUNT: Limit(failures=5, duration=timedelta(hours=1)),
+    Kind.IP: Limit(failures=10, duration=timedelta(hours=24)),
+}
+
+
+def current_failures(failures, last_failure_at, limit, now):
+    """Failures still counting at `now` (all are forgotten after a quiet duration)."""
+    if last_failure_at is None or now >= last_failure_at + limit.duration:
+        return 0
+    return failures
+
+
+def blocked_until(failures, last_failure_at, limit, now):
+    """When the block ends, or None when the counter is not blocked at `now`."""
+    if current_failures(failures, last_failure_at, limit, now) >= limit.failures:
+        return last_failure_at + limit.duration
+    return None
+
+
+@dataclass
+class Reservation:
+    refused_until: datetime | None = None
+    account: str | None = None
+    ip: str | None = None
+    account_failures: int = 0
+    ip_failures: int = 0
+    released: bool = False
+
+    @property
+    def refused(self):
+        return self.refused_until is not None
+
+
+def _keys(account, ip):
+    keys = []
+    if ip:
+        keys.append((Kind.IP, ip))
+    if account:
+        keys.append((Kind.ACCOUNT, account))
+    return keys
+
+
+def _lock_rows(keys):
+    """Create missing counters, then lock them in one fixed order (no deadlocks)."""
+    LoginThrottle.objects.bulk_create(
+        [LoginThrottle(kind=kind, key=key) for kind, key in keys], ignore_conflicts=True
+    )
+    rows = LoginThrottle.objects.select_for_update().filter(
+        kind__in=[k for k, _ in keys], key__in=[v for _, v in keys]
+    )
+    return {(row.kind, row.key): row for row in rows.order_by("kind", "key")}
+
+
+def reserve_attempt(account, ip, now):
+    """Refuse when blocked; otherwise count this attempt as a failure in advance."""
+    reservation = Reservation(account=account, ip=ip)
+    keys = _keys(account, ip)
+    if not keys:
+        return reservation
+    with transaction.atomic():
+        rows = _lock_rows(keys)
+        ends = [
+            blocked_until(row.failures, row.last_failure_at, LIMITS[row.kind], now)
+            for row in rows.values()
+        ]
+        ends = [end for end in ends if end is not None]
+        if ends:
+            reservation.refused_until = max(ends)
+            return reservation
+        for (kind, _), row in rows.items():
+            row.failures = (
+                current_failures(row.failures, row.last_failure_at, LIMITS[kind], now) + 1
+            )
+            row.last_failure_at = now
+            row.save(update_fields=["failures", "last_failure_at"])
+            if kind == Kind.ACCOUNT:
+                reservation.account_failures = row.failures
+            else:
+                reservation.ip_failures = row.failures
+    return reservation
+
+
+def release_after_success(reservation):
+    """The password was right: the account's counter starts again; the address gets its
+    reserved attempt back (other failures from it still count)."""
+    if reservation is None or reservation.refused or reservation.released:
+        return
+    reservation.released = True
+    with transaction.atomic():
+        if reservation.account:
+            LoginThrottle.objects.filter(kind=Kind.ACCOUNT, key=reservation.account).update(
+                failures=0, last_failure_at=None
+            )
+        if reservation.ip:
+            LoginThrottle.objects.filter(kind=Kind.IP, key=reservation.ip, failures__gt=0).update(
+                failures=F("failures") - 1
+            )
+
+
+def lift(kind, key, *, actor=None, entity=None, request=None):
+    """End a block (admins for accounts, operators for addresses). Returns True if one was
+    lifted."""
+    now = timezone.now()
+    row = LoginThrottle.objects.filter(kind=kind, key=key).first()
+    if row is None or blocked_until(row.failures, row.last_failure_at, LIMITS[kind], now) is None:
+        return False
+    LoginThrottle.objects.filter(pk=row.pk).update(failures=0, last_failure_at=None)
+    record(
+        f"auth.{'account' if kind == Kind.ACCOUNT else 'ip'}.unblocked",
+        actor=actor,
+        entity=entity,
+        target_label=key,
+        request=request,
+        data={"kind": kind, "key": key},
+    )
+    return True
+
+
+def active_blocks(kind, keys=None, now=None):
+    """Current blocks as (key, failures, until), optionally among `keys`."""
+    now = now or timezone.now()
+    limit = LIMITS[kind]
+    rows = LoginThrottle.objects.filter(
+        kind=kind, failures__gte=limit.failures, last_failure_at__gt=now - limit.duration
+    )
+    if keys is not None:
+        rows = rows.filter(key__in=keys)
+    return [
+        (row.key, row.failures, row.last_failure_at + limit.duration)
+        for row in rows.order_by("key")
+    ]
+
+
+def attempted_account(credentials):
+    return normalize_email_address((credentials or {}).get("username"))[:254] or None
+
+
+class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
+    """django-axes handler with an account counter and an IP counter (see module doc)."""
+
+    def is_allowed(self, request, credentials=None):
+        reservation = reserve_attempt(
+            attempted_account(credentials), request.axes_ip_address, timezone.now()
+        )
+        request.lockout_reservation = reservation
+        return not reservation.refused
+
+    def is_locked(self, request, credentials=None):
+        now = timezone.now()
+        for kind, key in _keys(attempted_account(credentials), request.axes_ip_address):
+            row = LoginThrottle.objects.filter(kind=kind, key=key).first()
+            if row and blocked_until(row.failures, row.last_failure_at, LIMITS[kind], now):
+                return True
+        return False
+
+    def get_failures(self, request, credentials=None):
+        account = attempted_account(credentials)
+        row = LoginThrottle.objects.filter(kind=Kind.ACCOUNT, key=account).first()
+        if row is None:
+            return 0
+        return current_failures(
+            row.failures, row.last_failure_at, LIMITS[Kind.ACCOUNT], timezone.now()
+        )
+
+    def user_login_failed(self, sender, credentials, request=None, **kwargs):
+        reservation = getattr(request, "lockout_reservation", None)
+        if reservation is None:
+            return
+        if reservation.refused:
+            record(
+                "auth.login.refused_blocked",
+                request=request,
+                data={
+                    "username": reservation.account or "",
+                    "until": reservation.refused_until.isoformat(),
+                },
+            )
+            return
+        if reservation.account and reservation.account_failures == LIMITS[Kind.ACCOUNT].failures:
+            _account_blocked(request, reservation.account)
+        if reservation.ip and reservation.ip_failures == LIMITS[Kind.IP].failures:
+            record(
+                "auth.ip.blocked",
+                request=request,
+                target_label=reservation.ip,
+                data={"ip": reservation.ip},
+            )
+
+    def user_logged_in(self, sender, request, user, **kwargs):
+        pass
+
+    def user_logged_out(self, sender, request, user, **kwargs):
+        pass
+
+    def reset_attempts(self, *, ip_address=None, username=None, ip_or_username=False):
+        """Used by axes' own axes_reset_* commands."""
+        lifted = 0
+        if username:
+            lifted += lift(Kind.ACCOUNT, normalize_email_address(username))
+        if ip_address:
+            lifted += lift(Kind.IP, ip_address)
+        return lifted
+
+
+def _account_blocked(request, account):
+    user = User.objects.filter(email=account).first()
+    until = timezone.now() + LIMITS[Kind.ACCOUNT].duration
+    record(
+        "auth.account.blocked",
+        request=request,
+        target=user,
+        target_label=account,
+        data={"username": account, "until": until.isoformat()},
+    )
+    if user is not None:
+        send_mail(
+            "Your account was blocked after failed sign-ins",
+            f"Hello {user},\n\nThere were {LIMITS[Kind.ACCOUNT].failures} failed attempts to "
+            f"sign in to your account, so it is blocked until "
+            f"{timezone.localtime(until):%Y-%m-%d %H:%M}. If this was not you, tell your "
+            "administrator; consider changing your password once you can sign in again.\n",
+            settings.DEFAULT_FROM_EMAIL,
+            [user.email],
+        )
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """Axes' lockout answer: the login page again, saying when to try again. The same for
+    existing and unknown accounts."""
+    from accounts.forms import EmailLoginForm
+
+    reservation = getattr(request, "lockout_reservation", None)
+    until = reservation.refused_until if reservation and reservation.refused else None
+    form = EmailLoginForm(request, initial={"username": (credentials or {}).get("username", "")})
+    message = "Too many failed sign-in attempts."
+    if until is not None:
+        local = timezone.localtime(until)
+        message += f" Try again after {local:%H:%M} on {local:%Y-%m-%d}."
+    return render(
+        request,
+        "registration/login.html",
+        {"form": form, "lockout_message": message, "next": request.POST.get("next", "")},
+        status=429,
+    )

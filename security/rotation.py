@@ -1,0 +1,69 @@
+"""Forced password rotation: when a password is too old, and the reminder job."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.tenancy import system_code
+from security.models import SecurityPolicy
+from security.selectors import effective_policy_for_user, users_in_scope
+
+WARNING_DAYS = 7
+
+
+def password_expires_at(changed_at, max_age_days):
+    if max_age_days is None:
+        return None
+    return changed_at + timedelta(days=max_age_days)
+
+
+def is_password_expired(changed_at, max_age_days, now):
+    """Expired once the time since the last change exceeds the maximum age."""
+    expires = password_expires_at(changed_at, max_age_days)
+    return expires is not None and now > expires
+
+
+def days_left(changed_at, max_age_days, now):
+    """Whole days until expiry when it is within WARNING_DAYS, else None."""
+    expires = password_expires_at(changed_at, max_age_days)
+    if expires is None or now > expires or expires - now > timedelta(days=WARNING_DAYS):
+        return None
+    return (expires - now).days
+
+
+def remind_expiring_passwords(now=None):
+    """Email users whose password expires within WARNING_DAYS, once per password."""
+    now = now or timezone.now()
+    sent = 0
+    with system_code():
+        for policy in SecurityPolicy.objects.filter(password_max_age_days__isnull=False):
+            window_start = now - timedelta(days=policy.password_max_age_days)
+            expiring = users_in_scope(entity=policy.entity, group=policy.group).filter(
+                is_active=True,
+                password_reminder_sent_at__isnull=True,
+                password_changed_at__gte=window_start,
+                password_changed_at__lt=window_start + timedelta(days=WARNING_DAYS),
+            )
+            for user in expiring:
+                max_age = effective_policy_for_user(user).password_max_age_days.value
+                expires = password_expires_at(user.password_changed_at, max_age)
+                # Claim the reminder first so two runs never send it twice.
+                claimed = User.objects.filter(
+                    pk=user.pk, password_reminder_sent_at__isnull=True
+                ).update(password_reminder_sent_at=now)
+                if not claimed:
+                    continue
+                send_mail(
+                    "Your password expires soon",
+                    f"Hello {user},\n\nYour password expires on "
+                    f"{timezone.localtime(expires):%Y-%m-%d %H:%M}. Choose a new one before "
+                    "then under Account -> Change password; after that date you will be "
+                    "asked to change it when you sign in.\n",
+                    settings.DEFAULT_FROM_EMAIL,
+                    [user.email],
+                )
+                sent += 1
+    return sent

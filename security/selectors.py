@@ -1,0 +1,62 @@
+"""Reads: the policies that reach a user, and the users a policy reaches."""
+
+from django.db.models import Q
+
+from accounts.models import GroupMembership, Membership, User
+from accounts.tenancy import resolve_tenancy
+from security.models import SecurityPolicy
+from security.policy import effective_policy, level_values
+
+
+def policies_for_entities(entities):
+    """Every SecurityPolicy row of these entities and of their multi-entity accesses."""
+    entity_ids = {e.pk for e in entities}
+    group_ids = {e.group_id for e in entities if e.group_id}
+    if not entity_ids:
+        return []
+    return list(
+        SecurityPolicy.objects.filter(
+            Q(entity_id__in=entity_ids) | Q(group_id__in=group_ids)
+        ).select_related("entity", "group")
+    )
+
+
+def load_effective_policy(tenancy):
+    """The rules for the user of `tenancy` (one query; the tenancy is already resolved)."""
+    entities = [access.entity for access in tenancy.accesses]
+    return effective_policy([level_values(p) for p in policies_for_entities(entities)])
+
+
+def effective_policy_for_user(user):
+    return load_effective_policy(resolve_tenancy(user))
+
+
+def policy_for(*, entity=None, group=None):
+    """The policy row of one level, created with defaults on first use."""
+    if (entity is None) == (group is None):
+        raise ValueError("Give exactly one of entity and group.")
+    if entity is not None:
+        return SecurityPolicy.objects.get_or_create(entity=entity)[0]
+    return SecurityPolicy.objects.get_or_create(group=group)[0]
+
+
+def users_in_scope(*, entity=None, group=None, entity_id=None, group_id=None):
+    """Users a level's policy reaches: for an entity, its members and the members of its
+    multi-entity access; for an access, its members and the members of its entities."""
+    if entity is not None:
+        entity_id, group_id = entity.pk, entity.group_id
+        direct = Membership.objects.filter(entity_id=entity_id)
+        through_group = GroupMembership.objects.filter(group_id=group_id) if group_id else None
+    elif group is not None or group_id is not None:
+        group_id = group.pk if group is not None else group_id
+        direct = Membership.objects.filter(entity__group_id=group_id)
+        through_group = GroupMembership.objects.filter(group_id=group_id)
+    elif entity_id is not None:
+        direct = Membership.objects.filter(entity_id=entity_id)
+        through_group = GroupMembership.objects.filter(group__entities__id=entity_id)
+    else:
+        raise ValueError("Give an entity or a multi-entity access.")
+    condition = Q(id__in=direct.values("user_id"))
+    if through_group is not None:
+        condition |= Q(id__in=through_group.values("user_id"))
+    return User.objects.filter(condition)

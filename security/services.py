@@ -1,0 +1,75 @@
+"""Writes to security settings: every change is audited with its old and new values."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+
+from security.audit import record
+from security.inactivity import inactivity_cutoff
+from security.models import SecurityPolicy
+from security.selectors import users_in_scope
+
+
+@dataclass(frozen=True)
+class Impact:
+    """Who a tightening would hit, shown before the admin confirms."""
+
+    must_change_password: int = 0
+    would_be_deactivated: int = 0
+
+    def __bool__(self):
+        return bool(self.must_change_password or self.would_be_deactivated)
+
+
+def _tightens(old, new):
+    return new is not None and (old is None or new < old)
+
+
+def tightening_impact(policy, values, now):
+    scope = users_in_scope(entity=policy.entity, group=policy.group).filter(is_active=True)
+    password_days = values.get("password_max_age_days")
+    months = values.get("inactivity_limit_months")
+    must_change = deactivated = 0
+    if _tightens(policy.password_max_age_days, password_days):
+        must_change = scope.filter(
+            password_changed_at__lt=now - timedelta(days=password_days)
+        ).count()
+    if _tightens(policy.inactivity_limit_months, months):
+        deactivated = scope.filter(last_active_at__lt=inactivity_cutoff(months, now)).count()
+    return Impact(must_change, deactivated)
+
+
+def _jsonable(value):
+    return sorted(value) if isinstance(value, (list, tuple, set)) else value
+
+
+def update_policy(policy_id, values, *, actor, now, request=None):
+    """Apply `values` (field -> new value) to one policy; returns {field: [old, new]}."""
+    with transaction.atomic():
+        policy = (
+            SecurityPolicy.objects.select_for_update()
+            .select_related("entity", "group")
+            .get(pk=policy_id)
+        )
+        changes = {}
+        for field, new in values.items():
+            old = getattr(policy, field)
+            if _jsonable(old) != _jsonable(new):
+                changes[field] = [_jsonable(old), _jsonable(new)]
+                setattr(policy, field, new)
+        if not changes:
+            return {}
+        policy.updated_at = now
+        policy.save()
+        record(
+            "security.settings.changed",
+            actor=actor,
+            entity=policy.entity,
+            group=policy.group,
+            target=policy,
+            request=request,
+            now=now,
+            data={"level": policy.level, "changes": changes},
+        )
+    return changes

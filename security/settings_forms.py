@@ -1,0 +1,67 @@
+"""Forms of Settings -> Security, for both levels."""
+
+from django import forms
+
+from accounts.roles import RESTRICTABLE_ROLES, Role
+from security.models import SecurityPolicy
+from security.policy import looser_than_inherited
+
+COMMON_FIELDS = ["password_max_age_days", "inactivity_limit_months", "require_2fa"]
+ENTITY_FIELDS = COMMON_FIELDS + [
+    "restricted_roles",
+    "interactive_link_days",
+    "document_link_days",
+]
+
+RESTRICTION_LABELS = {
+    "managed": "sees only the customers they manage (as collector)",
+    "assigned": "sees only the customers assigned to them",
+}
+
+
+class GroupPolicyForm(forms.ModelForm):
+    class Meta:
+        model = SecurityPolicy
+        fields = COMMON_FIELDS
+
+
+class EntityPolicyForm(forms.ModelForm):
+    restricted_roles = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Restrict customer visibility by role",
+        help_text="Unticked roles see every customer of the entity.",
+        choices=[
+            (role.value, f"{role.label}: {RESTRICTION_LABELS[scope]}")
+            for role, scope in RESTRICTABLE_ROLES.items()
+        ],
+    )
+
+    class Meta:
+        model = SecurityPolicy
+        fields = ENTITY_FIELDS
+
+    def __init__(self, *args, inherited=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inherited = inherited
+        if inherited is None:
+            return
+        for name in COMMON_FIELDS:
+            value = getattr(inherited, name)
+            shown = {True: "required", False: "not required", None: "not set"}.get(value, value)
+            self.fields[name].help_text += f" Multi-level ({inherited.group.name}): {shown}."
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.inherited is not None:
+            for name in COMMON_FIELDS:
+                if name in cleaned:
+                    problem = looser_than_inherited(
+                        name, cleaned[name], getattr(self.inherited, name)
+                    )
+                    if problem:
+                        self.add_error(name, problem)
+        return cleaned
+
+    def clean_restricted_roles(self):
+        return sorted(Role(value).value for value in self.cleaned_data["restricted_roles"])

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from security import settings_views as views
+
+urlpatterns = [
+    path("security/", views.EntitySecuritySettingsView.as_view(), name="security-settings"),
+    path(
+        "security/multi-level/",
+        views.GroupSecuritySettingsView.as_view(),
+        name="security-settings-group",
+    ),
+    path("users/", views.UserListView.as_view(), name="user-list"),
+    path("users/<int:pk>/rules/", views.PolicyExplainerView.as_view(), name="user-rules"),
+    path(
+        "users/<int:pk>/reactivate/",
+        views.UserReactivateView.as_view(),
+        name="user-reactivate",
+    ),
+    path("users/<int:pk>/unblock/", views.UserUnblockView.as_view(), name="user-unblock"),
+    path("ip-blocks/", views.IpBlocksView.as_view(), name="ip-blocks"),
+]

@@ -1,0 +1,245 @@
+"""Settings -> Security (both levels), the policy explainer, and the users page."""
+
+from dateutil.relativedelta import relativedelta
+from django.contrib import messages
+from django.contrib.auth.mixins import UserPassesTestMixin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views import View
+from django.views.generic import DetailView, TemplateView
+
+from accounts.access import MemberRequiredMixin, ScopedObjectMixin
+from accounts.models import User
+from accounts.roles import Capability
+from security import inactivity, lockouts
+from security.client_ip import client_ip
+from security.models import LoginThrottle
+from security.policy import effective_policy, level_values
+from security.rotation import password_expires_at
+from security.selectors import policies_for_entities, policy_for, users_in_scope
+from security.services import tightening_impact, update_policy
+from security.settings_forms import EntityPolicyForm, GroupPolicyForm
+
+FIELD_LABELS = {
+    "password_max_age_days": "Password maximum age (days)",
+    "inactivity_limit_months": "Inactivity limit (months)",
+    "require_2fa": "Two-factor authentication required",
+    "ip_allowlist_enabled": "IP allowlist",
+    "ip_code_recipient": "Validation codes go to",
+    "restricted_roles": "Roles restricted to their customers",
+    "interactive_link_days": "Links in interactive emails valid (days)",
+    "document_link_days": "Links to documents valid (days)",
+}
+
+
+class PolicyFormView(MemberRequiredMixin, TemplateView):
+    """Edit one level's policy; a tightening that hits users asks to confirm first."""
+
+    template_name = "security/settings.html"
+    level = None
+
+    def get_policy(self):
+        raise NotImplementedError
+
+    def get_form(self, data=None):
+        raise NotImplementedError
+
+    def get(self, request, *args, **kwargs):
+        return self.render_to_response(self.context(self.get_form()))
+
+    def post(self, request, *args, **kwargs):
+        policy = self.get_policy()
+        form = self.get_form(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.context(form), status=400)
+        now = timezone.now()
+        values = {name: form.cleaned_data[name] for name in form.Meta.fields}
+        impact = tightening_impact(policy, values, now)
+        if impact and request.POST.get("confirmed") != "yes":
+            return self.render_to_response(self.context(form, impact=impact))
+        changes = update_policy(policy.pk, values, actor=request.user, now=now, request=request)
+        if changes:
+            names = ", ".join(FIELD_LABELS.get(f, f).lower() for f in changes)
+            messages.success(request, f"Saved the {self.level} policy: {names}.")
+        else:
+            messages.info(request, "Nothing changed.")
+        return redirect(request.path)
+
+    def context(self, form, impact=None):
+        return self.get_context_data(form=form, impact=impact, level=self.level)
+
+
+class EntitySecuritySettingsView(PolicyFormView):
+    required_capability = Capability.MANAGE_ENTITY_SECURITY
+    level = "entity-level"
+
+    def dispatch(self, request, *args, **kwargs):
+        # Main admins reach the page through the access even without entity-admin rights.
+        if request.user.is_authenticated and request.tenancy.entity is not None:
+            if not request.tenancy.can(Capability.MANAGE_ENTITY_SECURITY):
+                if request.tenancy.can(Capability.MANAGE_GROUP_SECURITY):
+                    return redirect("security-settings-group")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_policy(self):
+        return policy_for(entity=self.request.tenancy.entity)
+
+    def inherited(self):
+        group = self.request.tenancy.entity.group
+        return policy_for(group=group) if group else None
+
+    def get_form(self, data=None):
+        return EntityPolicyForm(data, instance=self.get_policy(), inherited=self.inherited())
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            owner=self.request.tenancy.entity.name,
+            can_edit_group=self.request.tenancy.can(Capability.MANAGE_GROUP_SECURITY),
+            **kwargs,
+        )
+
+
+class GroupSecuritySettingsView(PolicyFormView):
+    required_capability = Capability.MANAGE_GROUP_SECURITY
+    level = "multi-level"
+
+    def get_policy(self):
+        return policy_for(group=self.request.tenancy.group)
+
+    def get_form(self, data=None):
+        return GroupPolicyForm(data, instance=self.get_policy())
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            owner=self.request.tenancy.group.name,
+            can_edit_entity=self.request.tenancy.can(Capability.MANAGE_ENTITY_SECURITY),
+            **kwargs,
+        )
+
+
+class EntityUsersMixin:
+    """Users are reached only among the people of the current entity."""
+
+    model = User
+    required_capability = Capability.MANAGE_USERS
+
+    def get_scoped_queryset(self):
+        return users_in_scope(entity=self.request.tenancy.entity)
+
+
+class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
+    template_name = "security/users.html"
+
+    def get_context_data(self, **kwargs):
+        users = list(self.get_scoped_queryset().order_by("email"))
+        blocks = {
+            key: until
+            for key, _, until in lockouts.active_blocks(
+                LoginThrottle.Kind.ACCOUNT, keys=[u.email for u in users]
+            )
+        }
+        roles = {a.entity.pk: a for a in self.request.tenancy.accesses}
+        rows = [{"user": u, "blocked_until": blocks.get(u.email)} for u in users]
+        return super().get_context_data(rows=rows, roles=roles, **kwargs)
+
+
+class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):
+    """Which rules apply to one user, and which level set each one."""
+
+    template_name = "security/explain.html"
+    context_object_name = "person"
+
+    def get_context_data(self, **kwargs):
+        from accounts.tenancy import resolve_tenancy
+
+        person = self.object
+        entities = [a.entity for a in resolve_tenancy(person).accesses]
+        levels = [level_values(p) for p in policies_for_entities(entities)]
+        policy = effective_policy(levels)
+        now = timezone.now()
+        rules = [
+            {"label": FIELD_LABELS[name], "rule": rule}
+            for name, rule in policy.rules().items()
+            if name in ("password_max_age_days", "inactivity_limit_months", "require_2fa")
+        ]
+        months = policy.inactivity_limit_months.value
+        return super().get_context_data(
+            rules=rules,
+            entities=entities,
+            password_expires=password_expires_at(
+                person.password_changed_at, policy.password_max_age_days.value
+            ),
+            inactive_after=(
+                person.last_active_at + relativedelta(months=months) if months else None
+            ),
+            now=now,
+            **kwargs,
+        )
+
+
+class UserActionView(EntityUsersMixin, ScopedObjectMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        self.act(self.get_object())
+        return redirect("user-list")
+
+
+class UserReactivateView(UserActionView):
+    def act(self, person):
+        if person.is_active:
+            messages.info(self.request, f"{person.email} is already active.")
+            return
+        inactivity.reactivate(
+            person,
+            actor=self.request.user,
+            entity=self.request.tenancy.entity,
+            request=self.request,
+        )
+        messages.success(self.request, f"{person.email} can sign in again.")
+
+
+class UserUnblockView(UserActionView):
+    def act(self, person):
+        if lockouts.lift(
+            LoginThrottle.Kind.ACCOUNT,
+            person.email,
+            actor=self.request.user,
+            entity=self.request.tenancy.entity,
+            request=self.request,
+        ):
+            messages.success(self.request, f"The block on {person.email} was lifted.")
+        else:
+            messages.info(self.request, f"{person.email} was not blocked.")
+
+
+class OperatorRequiredMixin(UserPassesTestMixin):
+    """Platform operators only: IP blocks span tenants, so tenant admins never see them."""
+
+    def test_func(self):
+        return self.request.user.is_authenticated and self.request.user.is_staff
+
+    def handle_no_permission(self):
+        if not self.request.user.is_authenticated:
+            return super().handle_no_permission()
+        raise PermissionDenied("Only platform operators manage IP address blocks.")
+
+
+class IpBlocksView(OperatorRequiredMixin, TemplateView):
+    template_name = "security/ip_blocks.html"
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            blocks=lockouts.active_blocks(LoginThrottle.Kind.IP),
+            your_ip=client_ip(self.request),
+            **kwargs,
+        )
+
+    def post(self, request, *args, **kwargs):
+        address = request.POST.get("ip", "").strip()
+        if lockouts.lift(LoginThrottle.Kind.IP, address, actor=request.user, request=request):
+            messages.success(request, f"The block on {address} was lifted.")
+        else:
+            messages.error(request, f"{address or 'That address'} is not blocked.")
+        return redirect("ip-blocks")

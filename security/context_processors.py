@@ -12,5 +12,5 @@ def password_expiry(request):
     left = days_left(user.password_changed_at, policy.password_max_age_days.value, timezone.now())
     if left is None:
         return {}
-    when = "today" if left == 0 else ("tomorrow" if left == 1 else f"in {left} days")
+    when = "within a day" if left <= 1 else f"in {left} days"
     return {"password_warning": f"Your password expires {when}."}

@@ -1,5 +1,6 @@
 """Forced password rotation: when a password is too old, and the reminder job."""
 
+import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -27,11 +28,11 @@ def is_password_expired(changed_at, max_age_days, now):
 
 
 def days_left(changed_at, max_age_days, now):
-    """Whole days until expiry when it is within WARNING_DAYS, else None."""
+    """Days until expiry, rounded up, when it is within WARNING_DAYS, else None."""
     expires = password_expires_at(changed_at, max_age_days)
     if expires is None or now > expires or expires - now > timedelta(days=WARNING_DAYS):
         return None
-    return (expires - now).days
+    return math.ceil((expires - now) / timedelta(days=1))
 
 
 def remind_expiring_passwords(now=None):

@@ -1,6 +1,7 @@
 """Forms of Settings -> Security, for both levels."""
 
 from django import forms
+from django.core.validators import MinValueValidator
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
 from security.models import SecurityPolicy
@@ -19,13 +20,35 @@ RESTRICTION_LABELS = {
 }
 
 
-class GroupPolicyForm(forms.ModelForm):
+class PolicyFormMixin:
+    """Number fields take their bounds from the model's validators, so "-3" is told
+    "at least 1" rather than the positive-integer column's "at least 0"."""
+
+    def tighten_bounds(self):
+        for name, field in self.fields.items():
+            if not isinstance(field, forms.IntegerField):
+                continue
+            model_field = SecurityPolicy._meta.get_field(name)
+            for validator in model_field.validators:
+                if isinstance(validator, MinValueValidator):
+                    field.min_value = validator.limit_value
+                    field.widget.attrs["min"] = validator.limit_value
+            field.validators = [
+                v for v in field.validators if not isinstance(v, MinValueValidator)
+            ] + [MinValueValidator(field.min_value)]
+
+
+class GroupPolicyForm(PolicyFormMixin, forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tighten_bounds()
+
     class Meta:
         model = SecurityPolicy
         fields = COMMON_FIELDS
 
 
-class EntityPolicyForm(forms.ModelForm):
+class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
     restricted_roles = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -43,6 +66,7 @@ class EntityPolicyForm(forms.ModelForm):
 
     def __init__(self, *args, inherited=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.tighten_bounds()
         self.inherited = inherited
         if inherited is None:
             return

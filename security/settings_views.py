@@ -52,7 +52,7 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
         policy = self.get_policy()
         form = self.get_form(request.POST)
         if not form.is_valid():
-            return self.render_to_response(self.context(form), status=400)
+            return self.render_to_response(self.context(form))
         now = timezone.now()
         values = {name: form.cleaned_data[name] for name in form.Meta.fields}
         impact = tightening_impact(policy, values, now)

@@ -99,9 +99,7 @@ def test_stricter_password_age_forces_a_change_at_next_sign_in(browser_page, liv
     expect_dashboard(page, live_server, "Acme Norge AS")
 
 
-def test_entity_admin_cannot_loosen_the_multi_level_password_age(
-    browser_page, live_server, world, console_errors
-):
+def test_entity_admin_cannot_loosen_the_multi_level_password_age(browser_page, live_server, world):
     page = browser_page
 
     log_in(page, live_server, world.main_admin.email)
@@ -128,15 +126,9 @@ def test_entity_admin_cannot_loosen_the_multi_level_password_age(
     page.get_by_label(MAX_AGE, exact=True).fill("60")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.get_by_role("button", name="Save", exact=True).click()
-    # The view answers an invalid form with 400, which Chromium logs as a console error:
-    # that one is expected here (and only that one).
-    assert posted.value.status == 400
+    # The form comes back with its errors (like every form here), not a redirect.
+    assert posted.value.status == 200
     expect(page.get_by_role("button", name="Save", exact=True)).to_be_visible()
-    assert console_errors == [
-        f"Failed to load resource: the server responded with a status of 400 (Bad Request) "
-        f"[{live_server.url}/settings/security/]"
-    ]
-    console_errors.clear()
 
     expect(max_age.get_by_role("alert")).to_have_text(
         "The multi-level policy sets 30; this entity can only set 30 or less."

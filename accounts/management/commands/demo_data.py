@@ -6,18 +6,22 @@ and `build()` with their own demo data.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Entity, EntityGroup, GroupMembership, Membership, User
 from accounts.roles import Role
 from accounts.tenancy import system_code
 from customers.models import Customer
+from security.models import SecurityPolicy
 
 GROUP_NAME = "Nordlys Group"
 ENTITIES = [("nordlys-finans", "Nordlys Finans AS"), ("nordlys-inkasso", "Nordlys Inkasso AB")]
@@ -32,7 +36,15 @@ DEMO_USERS = [
     ("sales-admin@demo.example", "Stian Sales-Admin", Role.SALES_ADMIN, "nordlys-finans"),
     ("guest@demo.example", "Gro Guest", Role.GUEST, "nordlys-finans"),
     ("inkasso-admin@demo.example", "Ingrid Inkasso-Admin", Role.ADMIN, "nordlys-inkasso"),
+    # Users whose state shows a security setting at work (see README, Demo data):
+    ("expired-password@demo.example", "Eva Expired", Role.SALES, "nordlys-finans"),
+    ("expiring-password@demo.example", "Erik Expiring", Role.GUEST, "nordlys-finans"),
+    ("inactive@demo.example", "Ivar Inactive", Role.GUEST, "nordlys-finans"),
 ]
+
+# Days since the password was set / months since the last activity, per demo user.
+PASSWORD_AGE_DAYS = {"expired-password@demo.example": 45, "expiring-password@demo.example": 26}
+IDLE_MONTHS = {"inactive@demo.example": 7}
 
 DEMO_CUSTOMERS = {
     "nordlys-finans": [
@@ -115,6 +127,26 @@ def build(password):
             Membership.objects.update_or_create(
                 user=user, entity=entities[where], defaults={"role": role}
             )
+    SecurityPolicy.objects.update_or_create(
+        group=group, defaults={"password_max_age_days": 90, "inactivity_limit_months": 12}
+    )
+    SecurityPolicy.objects.update_or_create(
+        entity=entities["nordlys-finans"],
+        defaults={
+            "password_max_age_days": 30,
+            "inactivity_limit_months": 6,
+            "restricted_roles": [Role.COLLECTOR.value, Role.SALES.value],
+        },
+    )
+    now = timezone.now()
+    for email, days in PASSWORD_AGE_DAYS.items():
+        User.objects.filter(email=email).update(
+            password_changed_at=now - timedelta(days=days), password_reminder_sent_at=None
+        )
+    for email, months in IDLE_MONTHS.items():
+        User.objects.filter(email=email).update(
+            last_active_at=now - relativedelta(months=months), is_active=True
+        )
     for slug, rows in DEMO_CUSTOMERS.items():
         for number, name, org in rows:
             Customer.objects.update_or_create(

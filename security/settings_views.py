@@ -161,7 +161,7 @@ class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):
         rules = [
             {"label": FIELD_LABELS[name], "rule": rule}
             for name, rule in policy.rules().items()
-            if name in ("password_max_age_days", "inactivity_limit_months", "require_2fa")
+            if name in ("password_max_age_days", "inactivity_limit_months")
         ]
         months = policy.inactivity_limit_months.value
         return super().get_context_data(

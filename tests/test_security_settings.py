@@ -15,12 +15,7 @@ GROUP_URL = "/settings/security/multi-level/"
 
 
 def entity_form(**overrides):
-    data = {
-        "password_max_age_days": "",
-        "inactivity_limit_months": "",
-        "interactive_link_days": "30",
-        "document_link_days": "90",
-    }
+    data = {"password_max_age_days": "", "inactivity_limit_months": ""}
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -60,23 +55,19 @@ def test_a_save_is_audited_with_old_and_new_values(world, client):
     work_in(client, admin, world.a)
     response = client.post(
         ENTITY_URL,
-        entity_form(
-            require_2fa="on", document_link_days="14", restricted_roles=["guest", "collector"]
-        ),
+        entity_form(password_max_age_days="45", inactivity_limit_months="9"),
         follow=True,
     )
     assert "Saved the entity-level policy" in response.content.decode()
     policy = SecurityPolicy.objects.get(entity=world.a)
-    assert policy.require_2fa and policy.document_link_days == 14
-    assert policy.restricted_roles == ["collector", "guest"]
+    assert (policy.password_max_age_days, policy.inactivity_limit_months) == (45, 9)
     event = AuditEvent.objects.get(action="security.settings.changed")
     assert (event.actor, event.entity) == (admin, world.a)
     assert event.data == {
         "level": "entity-level",
         "changes": {
-            "require_2fa": [False, True],
-            "document_link_days": [90, 14],
-            "restricted_roles": [[], ["collector", "guest"]],
+            "password_max_age_days": [None, 45],
+            "inactivity_limit_months": [None, 9],
         },
     }
 
@@ -102,9 +93,8 @@ def test_a_multi_level_save_is_audited_on_the_access(world, client):
         ("password_max_age_days", "thirty", "Enter a whole number."),
         ("password_max_age_days", "0", "Ensure this value is greater than or equal to 1."),
         ("inactivity_limit_months", "500", "Ensure this value is less than or equal to 120."),
-        ("document_link_days", "", "This field is required."),
-        ("interactive_link_days", "-3", "Ensure this value is greater than or equal to 1."),
-        ("restricted_roles", "admin", "Select a valid choice. admin is not one of the"),
+        ("inactivity_limit_months", "-3", "Ensure this value is greater than or equal to 1."),
+        ("inactivity_limit_months", "6.5", "Enter a whole number."),
     ],
 )
 def test_bad_values_are_explained_and_nothing_is_saved(world, client, field, value, message):
@@ -116,17 +106,22 @@ def test_bad_values_are_explained_and_nothing_is_saved(world, client, field, val
 
 
 def test_an_entity_cannot_save_looser_than_the_multi_level(world, client):
-    SecurityPolicy.objects.create(group=world.group, password_max_age_days=30, require_2fa=True)
+    SecurityPolicy.objects.create(
+        group=world.group, password_max_age_days=30, inactivity_limit_months=6
+    )
     work_in(client, world.users[Role.ADMIN], world.a)
     page = client.get(ENTITY_URL).content.decode()
     assert "Multi-level (Acme Group): 30." in page
-    assert "Multi-level (Acme Group): required." in page
+    assert "Multi-level (Acme Group): 6." in page
     response = client.post(ENTITY_URL, entity_form(password_max_age_days="60"))
     content = response.content.decode()
     assert response.status_code == 200  # the form again, with its errors
     assert "The multi-level policy sets 30; this entity can only set 30 or less." in content
-    assert "The multi-level policy requires two-factor authentication." in content
-    ok = client.post(ENTITY_URL, entity_form(password_max_age_days="20", require_2fa="on"))
+    assert "The multi-level policy sets 6; this entity can only set 6 or less." in content
+    assert not SecurityPolicy.objects.filter(entity=world.a, password_max_age_days=60).exists()
+    ok = client.post(
+        ENTITY_URL, entity_form(password_max_age_days="20", inactivity_limit_months="6")
+    )
     assert ok.status_code == 302
 
 
@@ -160,14 +155,15 @@ def test_a_tightening_that_hits_nobody_saves_at_once(world, client):
 
 
 def test_the_explainer_says_which_level_set_each_rule(world, client):
-    SecurityPolicy.objects.create(group=world.group, password_max_age_days=60, require_2fa=True)
+    SecurityPolicy.objects.create(
+        group=world.group, password_max_age_days=60, inactivity_limit_months=12
+    )
     SecurityPolicy.objects.create(entity=world.a, password_max_age_days=30)
     guest = world.users[Role.GUEST]
     work_in(client, world.users[Role.ADMIN], world.a)
     content = client.get(f"/settings/users/{guest.pk}/rules/").content.decode()
     assert "Acme Norge AS (entity-level)" in content  # set the 30 days
-    assert "Acme Group (multi-level)" in content  # requires 2FA
-    assert "No level sets it" in content  # inactivity
+    assert "Acme Group (multi-level)" in content  # set the 12 months
 
 
 def test_the_settings_page_costs_a_fixed_number_of_queries(
@@ -178,3 +174,11 @@ def test_the_settings_page_costs_a_fixed_number_of_queries(
     client.get(ENTITY_URL)  # creates the entity's policy row on first use
     with django_assert_max_num_queries(10):
         assert client.get(ENTITY_URL).status_code == 200
+
+
+def test_the_explainer_says_when_no_level_sets_a_rule(world, client):
+    guest = world.users[Role.GUEST]
+    work_in(client, world.users[Role.ADMIN], world.a)
+    content = client.get(f"/settings/users/{guest.pk}/rules/").content.decode()
+    assert content.count("No level sets it") == 2
+    assert "Never" in content  # no expiry, no deactivation

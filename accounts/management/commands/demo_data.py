@@ -132,11 +132,7 @@ def build(password):
     )
     SecurityPolicy.objects.update_or_create(
         entity=entities["nordlys-finans"],
-        defaults={
-            "password_max_age_days": 30,
-            "inactivity_limit_months": 6,
-            "restricted_roles": [Role.COLLECTOR.value, Role.SALES.value],
-        },
+        defaults={"password_max_age_days": 30, "inactivity_limit_months": 6},
     )
     now = timezone.now()
     for email, days in PASSWORD_AGE_DAYS.items():

@@ -158,6 +158,8 @@ AXES_LOCKOUT_CALLABLE = "security.lockouts.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "security.client_ip.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_VERBOSE = False
+# Attempts refused during a block are not counted and do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 
 # Database sessions that know their user, so sessions can be ended per user.
 SESSION_ENGINE = "accounts.sessions"

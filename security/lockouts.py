@@ -23,7 +23,7 @@ from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, DateTimeField, F, Value, When
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -68,6 +68,9 @@ class Reservation:
     account_failures: int = 0
     ip_failures: int = 0
     released: bool = False
+    reserved_at: datetime | None = None
+    # The address counter's last failure before this attempt, restored if it succeeds.
+    ip_previous_failure_at: datetime | None = None
 
     @property
     def refused(self):
@@ -110,10 +113,12 @@ def reserve_attempt(account, ip, now):
         if ends:
             reservation.refused_until = max(ends)
             return reservation
+        reservation.reserved_at = now
         for (kind, _), row in rows.items():
-            row.failures = (
-                current_failures(row.failures, row.last_failure_at, LIMITS[kind], now) + 1
-            )
+            still = current_failures(row.failures, row.last_failure_at, LIMITS[kind], now)
+            if kind == Kind.IP:
+                reservation.ip_previous_failure_at = row.last_failure_at if still else None
+            row.failures = still + 1
             row.last_failure_at = now
             row.save(update_fields=["failures", "last_failure_at"])
             if kind == Kind.ACCOUNT:
@@ -135,8 +140,15 @@ def release_after_success(reservation):
                 failures=0, last_failure_at=None
             )
         if reservation.ip:
+            # Give back the attempt; unless another failure came since, the counter's last
+            # failure is again the one before this attempt, so old failures still age out.
+            restored = Value(reservation.ip_previous_failure_at, output_field=DateTimeField())
             LoginThrottle.objects.filter(kind=Kind.IP, key=reservation.ip, failures__gt=0).update(
-                failures=F("failures") - 1
+                failures=F("failures") - 1,
+                last_failure_at=Case(
+                    When(last_failure_at=reservation.reserved_at, then=restored),
+                    default=F("last_failure_at"),
+                ),
             )
 
 
@@ -186,6 +198,10 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
             attempted_account(credentials), request.axes_ip_address, timezone.now()
         )
         request.lockout_reservation = reservation
+        if reservation.refused:
+            # AxesMiddleware answers with AXES_LOCKOUT_CALLABLE when these are set.
+            request.axes_locked_out = True
+            request.axes_credentials = credentials
         return not reservation.refused
 
     def is_locked(self, request, credentials=None):

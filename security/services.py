@@ -48,7 +48,7 @@ def update_policy(policy_id, values, *, actor, now, request=None):
     """Apply `values` (field -> new value) to one policy; returns {field: [old, new]}."""
     with transaction.atomic():
         policy = (
-            SecurityPolicy.objects.select_for_update()
+            SecurityPolicy.objects.select_for_update(of=("self",))
             .select_related("entity", "group")
             .get(pk=policy_id)
         )

@@ -210,6 +210,30 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@localhost")
 
+# --- SMS (validation codes for new IP addresses) ------------------------------------------
+# "console" prints messages (and keeps them in security.sms.outbox for tests); "twilio"
+# sends them through Twilio's API with the credentials below.
+SMS_BACKEND = env_choice("SMS_BACKEND", ("console", "twilio"), "console")
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env_file_or_str("TWILIO_AUTH_TOKEN")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER")
+# Only for tests against a fake Twilio server; production uses Twilio's own address.
+TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL")
+SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10, minimum=1)
+# Region used to read phone numbers written without a +country prefix.
+PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "NO")
+if SMS_BACKEND == "twilio" and not (
+    TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER
+):
+    raise EnvError(
+        "SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER."
+    )
+
+# --- Encryption at rest (TOTP secrets, customer secrets) -----------------------------------
+# Comma-separated Fernet keys, newest first; older keys still decrypt until
+# `manage.py rotate_encryption_keys` has re-encrypted everything under the newest one.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+
 # --- Internationalisation, static files ----------------------------------------------
 LANGUAGE_CODE = "en"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "Europe/Oslo")
@@ -241,6 +265,12 @@ if PRODUCTION:
         problems.append("Set DJANGO_ALLOWED_HOSTS to the comma-separated host names served.")
     if not DATABASE_URL or DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         problems.append("Set DATABASE_URL to a postgres:// URL: production runs on PostgreSQL.")
+    if not FIELD_ENCRYPTION_KEYS:
+        problems.append(
+            "Set FIELD_ENCRYPTION_KEYS to one or more Fernet keys (newest first); "
+            "generate one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`."
+        )
     if not REDIS_URL:
         problems.append(
             "Set REDIS_URL: lockout counters, rate limits and Celery need a shared Redis."

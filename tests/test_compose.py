@@ -39,8 +39,12 @@ OPERATOR_ENV = {
     "DJANGO_SECRET_KEY": "compose-test-" + "k" * 60,
     "POSTGRES_PASSWORD": "compose-test-password",
     "DJANGO_ALLOWED_HOSTS": "guardrail.example.com",
+    "FIELD_ENCRYPTION_KEYS": "aDeFSlcBqvAO4LoH7M5QNHExO1Ba1cd-pQ8EZpA3AoU=",
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "compose-test-token",
+    "TWILIO_FROM_NUMBER": "+4740000000",
 }
-REQUIRED_FROM_OPERATOR = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "DJANGO_ALLOWED_HOSTS")
+REQUIRED_FROM_OPERATOR = tuple(OPERATOR_ENV)
 
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 

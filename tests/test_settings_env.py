@@ -85,6 +85,7 @@ GOOD_PRODUCTION = {
     "DJANGO_ALLOWED_HOSTS": "app.example.com",
     "DATABASE_URL": "postgres://app@127.0.0.1:5432/app",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "FIELD_ENCRYPTION_KEYS": "aDeFSlcBqvAO4LoH7M5QNHExO1Ba1cd-pQ8EZpA3AoU=",
 }
 
 
@@ -116,6 +117,7 @@ def test_production_settings_pass_check_deploy_without_warnings():
         ({"DJANGO_ALLOWED_HOSTS": ""}, "Set DJANGO_ALLOWED_HOSTS"),
         ({"REDIS_URL": ""}, "Set REDIS_URL"),
         ({"DATABASE_URL": ""}, "Set DATABASE_URL"),
+        ({"FIELD_ENCRYPTION_KEYS": ""}, "Set FIELD_ENCRYPTION_KEYS"),
     ],
 )
 def test_production_refuses_to_start_unsafe_with_one_line_saying_what_to_set(change, message):

@@ -84,6 +84,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField("email address", max_length=254, unique=True)
     full_name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(
+        "mobile phone",
+        max_length=20,
+        blank=True,
+        help_text="In international format (E.164); receives SMS validation codes.",
+    )
     is_active = models.BooleanField(
         default=True,
         help_text="Inactive users cannot log in; their data and history are kept.",

@@ -7,6 +7,7 @@ defaults strict and refuses to start with an unsafe configuration.
 
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF
 
 from config.env import (
@@ -80,6 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_scopes",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "security",
     "customers",
@@ -94,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.TenantMiddleware",
@@ -233,6 +237,15 @@ if SMS_BACKEND == "twilio" and not (
 # Comma-separated Fernet keys, newest first; older keys still decrypt until
 # `manage.py rotate_encryption_keys` has re-encrypted everything under the newest one.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise EnvError(
+            f"FIELD_ENCRYPTION_KEYS entry {_number} is not a Fernet key "
+            "(32 url-safe base64-encoded bytes)."
+        ) from None
+OTP_TOTP_ISSUER = "Guardrail"
 
 # --- Internationalisation, static files ----------------------------------------------
 LANGUAGE_CODE = "en"

@@ -8,6 +8,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("audit/", include("security.urls")),
     path("settings/", include("security.settings_urls")),
+    path("account/", include("security.account_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -1,7 +1,14 @@
-"""Wires the security policy into each request: computed at most once, lazily.
+"""Wires the security policy into each request and holds the sign-in gates.
 
-Runs after TenantMiddleware. Records activity (at most every few minutes per user) and
-sends a user whose password is too old to the change form from every other page.
+SecurityPolicyMiddleware runs after TenantMiddleware and OTPMiddleware. It computes the
+effective policy at most once per request (lazily), records activity (at most every few
+minutes per user), and runs the gates in order before any view: a signed-in session
+must pass each gate, whatever the first factor was (password, reset, single sign-on).
+
+1. second factor: a user with an authenticator confirms a code; a user without one
+   enrols when their policy requires 2FA;
+2. password age: an expired password must be changed.
+Each gate lets through only its own pages and logout.
 """
 
 from django.contrib import messages
@@ -12,9 +19,46 @@ from django.utils.functional import SimpleLazyObject
 from security.inactivity import touch
 from security.rotation import is_password_expired
 from security.selectors import load_effective_policy
+from security.twofactor import has_second_factor
 
-# Pages a user with an expired password may still open.
-PASSWORD_EXPIRY_EXEMPT = {"password_change", "logout", "healthz"}
+ALWAYS_OPEN = {"logout", "healthz"}
+NEXT_SESSION_KEY = "signin.next"
+
+
+# Set once a session is known to belong to a user without an authenticator, so ordinary
+# requests skip the device query. Safe because enrolling ends the user's other sessions.
+NO_DEVICE_SESSION_KEY = "signin.no_2fa_device"
+
+
+def second_factor_gate(request, now):
+    user = request.user
+    if user.is_verified():
+        return None
+    if not request.session.get(NO_DEVICE_SESSION_KEY):
+        if has_second_factor(user):
+            return "2fa-verify", {"2fa-verify"}, None
+        request.session[NO_DEVICE_SESSION_KEY] = True
+    if request.security_policy.require_2fa.value:
+        return (
+            "2fa-setup",
+            {"2fa-setup"},
+            "Your organisation requires two-factor authentication. Set it up to continue.",
+        )
+    return None
+
+
+def password_age_gate(request, now):
+    max_age = request.security_policy.password_max_age_days.value
+    if is_password_expired(request.user.password_changed_at, max_age, now):
+        return (
+            "password_change",
+            {"password_change"},
+            f"Your password is older than {max_age} days. Choose a new one to continue.",
+        )
+    return None
+
+
+GATES = [second_factor_gate, password_age_gate]
 
 
 class SecurityPolicyMiddleware:
@@ -30,17 +74,23 @@ class SecurityPolicyMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        user = request.user
-        if not user.is_authenticated:
+        if not request.user.is_authenticated:
             return None
         match = request.resolver_match
-        if match is not None and match.url_name in PASSWORD_EXPIRY_EXEMPT:
+        name = match.url_name if match is not None else None
+        if name in ALWAYS_OPEN:
             return None
-        max_age = request.security_policy.password_max_age_days.value
-        if is_password_expired(user.password_changed_at, max_age, timezone.now()):
-            messages.warning(
-                request,
-                f"Your password is older than {max_age} days. Choose a new one to continue.",
-            )
-            return redirect("password_change")
+        now = timezone.now()
+        for gate in GATES:
+            closed = gate(request, now)
+            if closed is None:
+                continue
+            target, open_names, message = closed
+            if name in open_names:
+                return None
+            if request.method == "GET" and NEXT_SESSION_KEY not in request.session:
+                request.session[NEXT_SESSION_KEY] = request.get_full_path()
+            if message:
+                messages.warning(request, message)
+            return redirect(target)
         return None

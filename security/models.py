@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.roles import Capability
 
@@ -247,3 +249,71 @@ class LoginThrottle(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.key}: {self.failures} failures"
+
+
+class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
+    """An authenticator-app device whose secret is encrypted at rest.
+
+    django-otp's TOTPDevice keeps its key in plain text. This model stores the key with
+    security.crypto and borrows TOTPDevice's own methods, so verification, replay
+    protection (`last_t`) and throttling stay django-otp's code."""
+
+    encrypted_key = models.TextField()
+    step = models.PositiveSmallIntegerField(default=30)
+    t0 = models.BigIntegerField(default=0)
+    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1)
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app"
+
+    @property
+    def bin_key(self):
+        from security.crypto import decrypt
+
+        return decrypt(self.encrypted_key)
+
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+
+class BackupCodeDevice(ThrottlingMixin, Device):
+    """One-time backup codes, stored as keyed hashes; each works once."""
+
+    class Meta(Device.Meta):
+        verbose_name = "backup codes"
+
+    def verify_token(self, token):
+        from security.twofactor import backup_code_hash
+
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        digest = backup_code_hash(token)
+        used = self.codes.filter(code_hash=digest, used_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        if used:
+            self.throttle_reset()
+            return True
+        self.throttle_increment()
+        return False
+
+    def get_throttle_factor(self):
+        return 1
+
+    def remaining(self):
+        return self.codes.filter(used_at__isnull=True).count()
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Backup code of device {self.device_id}"

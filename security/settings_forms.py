@@ -7,9 +7,9 @@ from security.models import SecurityPolicy
 from security.policy import looser_than_inherited
 
 # Only settings the product enforces are editable: a switch that does nothing would give
-# admins a false sense of security. 2FA, role restrictions and link validity are stored
-# in SecurityPolicy already and join these lists with the features that enforce them.
-COMMON_FIELDS = ["password_max_age_days", "inactivity_limit_months"]
+# admins a false sense of security. Role restrictions and link validity are stored in
+# SecurityPolicy already and join these lists with the features that enforce them.
+COMMON_FIELDS = ["password_max_age_days", "inactivity_limit_months", "require_2fa"]
 ENTITY_FIELDS = COMMON_FIELDS
 
 

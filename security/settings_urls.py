@@ -17,5 +17,10 @@ urlpatterns = [
         name="user-reactivate",
     ),
     path("users/<int:pk>/unblock/", views.UserUnblockView.as_view(), name="user-unblock"),
+    path(
+        "users/<int:pk>/reset-2fa/",
+        views.UserResetTwoFactorView.as_view(),
+        name="user-reset-2fa",
+    ),
     path("ip-blocks/", views.IpBlocksView.as_view(), name="ip-blocks"),
 ]

@@ -12,9 +12,9 @@ from django.views.generic import DetailView, TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.models import User
 from accounts.roles import Capability
-from security import inactivity, lockouts
+from security import inactivity, lockouts, twofactor
 from security.client_ip import client_ip
-from security.models import LoginThrottle
+from security.models import EncryptedTOTPDevice, LoginThrottle
 from security.policy import effective_policy, level_values
 from security.rotation import password_expires_at
 from security.selectors import policies_for_entities, policy_for, users_in_scope
@@ -140,7 +140,15 @@ class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
             )
         }
         roles = {a.entity.pk: a for a in self.request.tenancy.accesses}
-        rows = [{"user": u, "blocked_until": blocks.get(u.email)} for u in users]
+        with_2fa = set(
+            EncryptedTOTPDevice.objects.filter(
+                user__in=[u.pk for u in users], confirmed=True
+            ).values_list("user_id", flat=True)
+        )
+        rows = [
+            {"user": u, "blocked_until": blocks.get(u.email), "has_2fa": u.pk in with_2fa}
+            for u in users
+        ]
         return super().get_context_data(rows=rows, roles=roles, **kwargs)
 
 
@@ -161,7 +169,7 @@ class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):
         rules = [
             {"label": FIELD_LABELS[name], "rule": rule}
             for name, rule in policy.rules().items()
-            if name in ("password_max_age_days", "inactivity_limit_months")
+            if name in ("password_max_age_days", "inactivity_limit_months", "require_2fa")
         ]
         months = policy.inactivity_limit_months.value
         return super().get_context_data(
@@ -212,6 +220,29 @@ class UserUnblockView(UserActionView):
             messages.success(self.request, f"The block on {person.email} was lifted.")
         else:
             messages.info(self.request, f"{person.email} was not blocked.")
+
+
+class UserResetTwoFactorView(UserActionView):
+    def act(self, person):
+        reason = self.request.POST.get("reason", "").strip()[:500]
+        if not reason:
+            messages.error(self.request, "Say why two-factor authentication is being reset.")
+            return
+        if not twofactor.has_second_factor(person):
+            messages.info(self.request, f"{person.email} has no two-factor authentication.")
+            return
+        twofactor.remove_second_factor(
+            person,
+            actor=self.request.user,
+            request=self.request,
+            reason=reason,
+            entity=self.request.tenancy.entity,
+        )
+        messages.success(
+            self.request,
+            f"Two-factor authentication of {person.email} was reset; they set it up again "
+            "at their next sign-in if it is required.",
+        )
 
 
 class OperatorRequiredMixin(UserPassesTestMixin):

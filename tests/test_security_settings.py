@@ -180,5 +180,5 @@ def test_the_explainer_says_when_no_level_sets_a_rule(world, client):
     guest = world.users[Role.GUEST]
     work_in(client, world.users[Role.ADMIN], world.a)
     content = client.get(f"/settings/users/{guest.pk}/rules/").content.decode()
-    assert content.count("No level sets it") == 2
+    assert content.count("No level sets it") == 3  # age, inactivity, 2FA
     assert "Never" in content  # no expiry, no deactivation

@@ -1,0 +1,195 @@
+"""The user's own security page: phone number, two-factor enrolment and removal, and the
+second step of signing in."""
+
+import django_otp
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.generic import TemplateView
+
+from security import twofactor
+from security.audit import record
+from security.middleware import NEXT_SESSION_KEY
+from security.models import BackupCodeDevice
+from security.phones import PhoneNumberField, mask_phone
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}
+        ),
+    )
+
+
+class PhoneForm(forms.Form):
+    phone = PhoneNumberField(label="Mobile phone", required=False)
+
+
+def continue_url(request):
+    """Where the sign-in continues after a gate: the page first asked for, if ours."""
+    wanted = request.session.pop(NEXT_SESSION_KEY, "") or ""
+    if url_has_allowed_host_and_scheme(wanted, {request.get_host()}, request.is_secure()):
+        return wanted
+    return "/"
+
+
+class AccountSecurityView(LoginRequiredMixin, TemplateView):
+    template_name = "security/account.html"
+
+    def get_context_data(self, **kwargs):
+        user = self.request.user
+        backup = BackupCodeDevice.objects.filter(user=user).first()
+        return super().get_context_data(
+            has_2fa=twofactor.has_second_factor(user),
+            backup_left=backup.remaining() if backup else 0,
+            requires_2fa=self.request.security_policy.require_2fa.value,
+            phone_form=kwargs.pop("phone_form", None) or PhoneForm(initial={"phone": user.phone}),
+            masked_phone=mask_phone(user.phone) if user.phone else "",
+            remove_form=CodeForm(),
+            **kwargs,
+        )
+
+    def post(self, request, *args, **kwargs):
+        form = PhoneForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(phone_form=form))
+        old, new = request.user.phone, form.cleaned_data["phone"] or ""
+        if old != new:
+            request.user.phone = new
+            request.user.save(update_fields=["phone"])
+            record(
+                "account.phone.changed",
+                actor=request.user,
+                request=request,
+                data={"old": mask_phone(old) if old else "", "new": mask_phone(new) if new else ""},
+            )
+            messages.success(request, "Your mobile phone number was saved.")
+        return redirect("account-security")
+
+
+class TwoFactorSetupView(LoginRequiredMixin, View):
+    template_name = "security/2fa_setup.html"
+
+    def page(self, request, device, form, status=200):
+        return render(
+            request,
+            self.template_name,
+            {
+                "qr_svg": twofactor.qr_svg(device),
+                "secret": twofactor.secret_text(device),
+                "form": form,
+                "already": twofactor.has_second_factor(request.user),
+            },
+            status=status,
+        )
+
+    def get(self, request):
+        return self.page(request, twofactor.start_enrolment(request.user), CodeForm())
+
+    def post(self, request):
+        device = twofactor.start_enrolment(request.user)
+        form = CodeForm(request.POST)
+        if form.is_valid():
+            codes = twofactor.confirm_enrolment(device, form.cleaned_data["code"], request=request)
+            if codes is not None:
+                django_otp.login(request, device)
+                request.session.cycle_key()
+                return render(
+                    request,
+                    "security/2fa_backup_codes.html",
+                    {"codes": codes, "next": continue_url(request), "first_time": True},
+                )
+            form.add_error(
+                "code",
+                "That code is not right. Check the time on your phone and try the newest code.",
+            )
+        return self.page(request, device, form)
+
+
+class TwoFactorVerifyView(LoginRequiredMixin, View):
+    template_name = "security/2fa_verify.html"
+
+    def get(self, request):
+        if request.user.is_verified():
+            return redirect(continue_url(request))
+        return render(request, self.template_name, {"form": CodeForm()})
+
+    def post(self, request):
+        form = CodeForm(request.POST)
+        if form.is_valid():
+            wait = twofactor.throttled_for(request.user)
+            device = twofactor.verify_second_factor(request.user, form.cleaned_data["code"])
+            if device is not None:
+                django_otp.login(request, device)
+                request.session.cycle_key()
+                if isinstance(device, BackupCodeDevice):
+                    left = device.remaining()
+                    record(
+                        "auth.2fa.backup_code_used",
+                        actor=request.user,
+                        request=request,
+                        data={"remaining": left},
+                    )
+                    twofactor.notify(
+                        request.user,
+                        "A backup code was used",
+                        f"A backup code was used to sign in to your account; {left} remain. "
+                        "If this was not you, contact your administrator at once.",
+                    )
+                    messages.warning(request, f"You used a backup code; {left} remain.")
+                else:
+                    record("auth.2fa.verified", actor=request.user, request=request)
+                return redirect(continue_url(request))
+            record("auth.2fa.failed", actor=request.user, request=request)
+            if wait:
+                form.add_error("code", f"Too many wrong codes. Wait {wait} seconds and try again.")
+            else:
+                form.add_error(
+                    "code",
+                    "That code is not right. Try the newest code from your app, or a backup code.",
+                )
+        return render(request, self.template_name, {"form": form})
+
+
+class BackupCodesView(LoginRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request):
+        if not twofactor.has_second_factor(request.user):
+            messages.error(request, "Set up two-factor authentication first.")
+            return redirect("account-security")
+        codes = twofactor.regenerate_backup_codes(request.user, request=request)
+        return render(
+            request,
+            "security/2fa_backup_codes.html",
+            {"codes": codes, "next": "/account/security/"},
+        )
+
+
+class TwoFactorRemoveView(LoginRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request):
+        if request.security_policy.require_2fa.value:
+            messages.error(
+                request,
+                "Your organisation requires two-factor authentication, so it cannot be turned "
+                "off. To move to a new phone, an administrator can reset it.",
+            )
+            return redirect("account-security")
+        form = CodeForm(request.POST)
+        if (
+            not form.is_valid()
+            or twofactor.verify_second_factor(request.user, form.cleaned_data["code"]) is None
+        ):
+            messages.error(request, "That code is not right; two-factor authentication stays on.")
+            return redirect("account-security")
+        twofactor.remove_second_factor(request.user, actor=request.user, request=request)
+        messages.success(request, "Two-factor authentication is off.")
+        return redirect("account-security")

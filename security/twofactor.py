@@ -1,0 +1,174 @@
+"""Two-factor authentication: enrolment, the second sign-in step, backup codes, removal.
+
+Devices are django-otp devices (security.models), so `django_otp.login()` marks a session
+verified and OTPMiddleware gives every request `user.is_verified()`. The sign-in gate
+(security.middleware) sends an unverified user with a device to the code form, and a user
+without one to enrolment when their policy requires 2FA -- whatever the first factor was.
+"""
+
+import base64
+import os
+import secrets
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.safestring import mark_safe
+
+from accounts.sessions import end_sessions
+from security.audit import record
+from security.crypto import encrypt
+from security.models import BackupCode, BackupCodeDevice, EncryptedTOTPDevice
+
+BACKUP_CODE_COUNT = 10
+BACKUP_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i
+
+
+def normalize_code(token):
+    return "".join(ch for ch in str(token).lower() if ch.isalnum())
+
+
+def backup_code_hash(token):
+    return salted_hmac("security.backup-code", normalize_code(token)).hexdigest()
+
+
+def confirmed_totp(user):
+    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def has_second_factor(user):
+    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def start_enrolment(user):
+    """The user's pending (unconfirmed) authenticator, created on first use."""
+    device = EncryptedTOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        device = EncryptedTOTPDevice.objects.create(
+            user=user,
+            name="Authenticator app",
+            confirmed=False,
+            encrypted_key=encrypt(os.urandom(20)),
+        )
+    return device
+
+
+def secret_text(device):
+    """The secret as people type it into an app: base32 in groups of four."""
+    encoded = base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
+    return " ".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
+
+
+def qr_svg(device):
+    """The otpauth:// URL as an inline SVG QR code (made here, no external service)."""
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
+    # Generated from our own URL by qrcode: paths only, no scripts or styles.
+    return mark_safe(image.to_string(encoding="unicode"))
+
+
+def _make_backup_codes(user):
+    BackupCodeDevice.objects.filter(user=user).delete()
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    codes = []
+    for _ in range(BACKUP_CODE_COUNT):
+        raw = "".join(secrets.choice(BACKUP_ALPHABET) for _ in range(10))
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+    BackupCode.objects.bulk_create(
+        [BackupCode(device=device, code_hash=backup_code_hash(code)) for code in codes]
+    )
+    return codes
+
+
+def confirm_enrolment(device, token, *, request):
+    """Activate the device if `token` is right; returns the new backup codes, or None.
+    The user's other sessions end: they were signed in without this device."""
+    if not device.verify_token(token):
+        record("auth.2fa.enrolment_failed", actor=device.user, request=request)
+        return None
+    with transaction.atomic():
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        EncryptedTOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
+        codes = _make_backup_codes(device.user)
+    end_sessions([device.user.pk], keep_session_key=request.session.session_key)
+    record("auth.2fa.enabled", actor=device.user, request=request)
+    notify(
+        device.user,
+        "Two-factor authentication is on",
+        "Two-factor authentication was turned on for your account. If this was not you, "
+        "contact your administrator at once.",
+    )
+    return codes
+
+
+def regenerate_backup_codes(user, *, request):
+    with transaction.atomic():
+        codes = _make_backup_codes(user)
+    record("auth.2fa.backup_codes_regenerated", actor=user, request=request)
+    return codes
+
+
+def verify_second_factor(user, token):
+    """The device that accepts `token` (authenticator first, then backup codes), or None.
+    Each device applies django-otp's throttling and replay protection."""
+    code = normalize_code(token)
+    if not code:
+        return None
+    if code.isdigit():
+        device = confirmed_totp(user)
+        if device is not None and device.verify_token(code):
+            return device
+        return None
+    backup = BackupCodeDevice.objects.filter(user=user, confirmed=True).first()
+    if backup is not None and backup.verify_token(code):
+        return backup
+    return None
+
+
+def throttled_for(user):
+    """Seconds to wait before the next code can be checked, or 0."""
+    waits = []
+    for device in (confirmed_totp(user), BackupCodeDevice.objects.filter(user=user).first()):
+        if device is None:
+            continue
+        allowed, details = device.verify_is_allowed()
+        if not allowed and details and details.get("locked_until"):
+            waits.append(max(1, int((details["locked_until"] - timezone.now()).total_seconds())))
+    return max(waits, default=0)
+
+
+def remove_second_factor(user, *, actor, request, reason="", entity=None):
+    """Turn 2FA off for `user` (by themselves, or an admin's reset with a reason)."""
+    with transaction.atomic():
+        EncryptedTOTPDevice.objects.filter(user=user).delete()
+        BackupCodeDevice.objects.filter(user=user).delete()
+    by_admin = actor is not None and actor.pk != user.pk
+    if by_admin:
+        end_sessions([user.pk])
+    record(
+        "auth.2fa.reset" if by_admin else "auth.2fa.disabled",
+        actor=actor,
+        entity=entity,
+        target=user,
+        request=request,
+        data={"reason": reason} if reason else {},
+    )
+    notify(
+        user,
+        "Two-factor authentication is off",
+        (
+            f"An administrator ({actor.email}) reset two-factor authentication on your "
+            "account. You will be asked to set it up again if your organisation requires it."
+        )
+        if by_admin
+        else "Two-factor authentication was turned off for your account. If this was not "
+        "you, contact your administrator at once.",
+    )
+
+
+def notify(user, subject, body):
+    send_mail(subject, f"Hello {user},\n\n{body}\n", settings.DEFAULT_FROM_EMAIL, [user.email])

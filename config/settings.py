@@ -262,6 +262,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    # Twilio's client logs every request line at INFO; its errors still come through.
+    "loggers": {"twilio.http_client": {"level": "WARNING"}},
 }
 
 # --- Production guard ----------------------------------------------------------------

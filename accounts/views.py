@@ -21,6 +21,13 @@ class EmailLoginView(LoginView):
     form_class = EmailLoginForm
     redirect_authenticated_user = True
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        from security.account_views import send_code_after_sign_in
+
+        send_code_after_sign_in(self.request, form.get_user())
+        return response
+
 
 class DashboardView(MemberRequiredMixin, TemplateView):
     template_name = "accounts/dashboard.html"

@@ -8,4 +8,5 @@ urlpatterns = [
     path("2fa/verify/", views.TwoFactorVerifyView.as_view(), name="2fa-verify"),
     path("2fa/backup-codes/", views.BackupCodesView.as_view(), name="2fa-backup-codes"),
     path("2fa/remove/", views.TwoFactorRemoveView.as_view(), name="2fa-remove"),
+    path("verify-address/", views.VerifyAddressView.as_view(), name="verify-address"),
 ]

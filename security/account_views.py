@@ -6,14 +6,16 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
-from security import twofactor
+from security import allowlist, twofactor
 from security.audit import record
+from security.client_ip import client_ip
 from security.middleware import NEXT_SESSION_KEY
-from security.models import BackupCodeDevice
+from security.models import BackupCodeDevice, CodeRecipient
 from security.phones import PhoneNumberField, mask_phone
 
 
@@ -193,3 +195,117 @@ class TwoFactorRemoveView(LoginRequiredMixin, View):
         twofactor.remove_second_factor(request.user, actor=request.user, request=request)
         messages.success(request, "Two-factor authentication is off.")
         return redirect("account-security")
+
+
+class VerifyAddressView(LoginRequiredMixin, View):
+    """The paused sign-in: an SMS code approves the new address."""
+
+    template_name = "security/verify_address.html"
+
+    def setup_context(self, request):
+        self.ip = client_ip(request)
+        self.entity = request.tenancy.entity
+        self.context = (
+            allowlist.context_for(request.user, self.entity, request.security_policies)
+            if self.entity is not None
+            else None
+        )
+
+    def page(self, request, form=None, error=None):
+        challenge = allowlist.open_challenge(
+            request.user, self.ip, request.session.session_key, timezone.now()
+        )
+        return render(
+            request,
+            self.template_name,
+            {
+                "ip": self.ip,
+                "challenge": challenge,
+                "form": form or CodeForm(),
+                "error": error,
+                "to_admins": self.context is not None
+                and self.context.recipient == CodeRecipient.ADMINS,
+            },
+        )
+
+    def allowed(self):
+        return self.context is None or allowlist.address_allowed(self.ip, self.context)
+
+    def get(self, request):
+        self.setup_context(request)
+        if self.allowed():
+            return redirect(continue_url(request))
+        return self.page(request)
+
+    def post(self, request):
+        self.setup_context(request)
+        if self.allowed():
+            return redirect(continue_url(request))
+        now = timezone.now()
+        if request.POST.get("action") == "send":
+            try:
+                allowlist.send_code(
+                    user=request.user,
+                    entity=self.entity,
+                    ip=self.ip,
+                    session_key=request.session.session_key,
+                    recipient=self.context.recipient,
+                    request=request,
+                    now=now,
+                )
+            except allowlist.ChallengeError as exc:
+                return self.page(request, error=exc.message)
+            return redirect("verify-address")
+        form = CodeForm(request.POST)
+        challenge = allowlist.open_challenge(
+            request.user, self.ip, request.session.session_key, now
+        )
+        if challenge is None:
+            return self.page(request, error="No code is waiting. Ask for one first.")
+        if not form.is_valid():
+            return self.page(request, form=form)
+        approved, message = allowlist.check_code(
+            challenge, form.cleaned_data["code"], request=request, now=now
+        )
+        if not approved:
+            form.add_error("code", message)
+            return self.page(request, form=form)
+        address = allowlist.normalize_ip(self.ip)
+        failing = [
+            policy
+            for policy, networks in zip(self.context.policies, self.context.allowlists, strict=True)
+            if not allowlist.in_list(address, networks)
+        ]
+        allowlist.approve_address(challenge, failing, request=request, now=now)
+        request.session.cycle_key()
+        messages.success(request, f"The address {self.ip} is approved for your account.")
+        return redirect(continue_url(request))
+
+
+def send_code_after_sign_in(request, user):
+    """Called by the login view: text the code at once when the address is not allowed,
+    so the user lands on the code form with the code on its way."""
+    from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
+    from security.selectors import tenancy_and_policies
+
+    tenancy, policies = tenancy_and_policies(user)
+    wanted = parse_entity_id(request.session.get(SESSION_ENTITY_KEY))
+    entity = next((a.entity for a in tenancy.accesses if a.entity.pk == wanted), tenancy.entity)
+    if entity is None:
+        return
+    context = allowlist.context_for(user, entity, policies)
+    ip = client_ip(request)
+    if allowlist.address_allowed(ip, context):
+        return
+    try:
+        allowlist.send_code(
+            user=user,
+            entity=entity,
+            ip=ip,
+            session_key=request.session.session_key,
+            recipient=context.recipient,
+            request=request,
+            now=timezone.now(),
+        )
+    except allowlist.ChallengeError as exc:
+        messages.error(request, exc.message)

@@ -5,9 +5,11 @@ effective policy at most once per request (lazily), records activity (at most ev
 minutes per user), and runs the gates in order before any view: a signed-in session
 must pass each gate, whatever the first factor was (password, reset, single sign-on).
 
-1. second factor: a user with an authenticator confirms a code; a user without one
+1. IP allowlist: an address outside the allowlists of the current entity waits for an
+   SMS code (also when a signed-in session moves to a new address);
+2. second factor: a user with an authenticator confirms a code; a user without one
    enrols when their policy requires 2FA;
-2. password age: an expired password must be changed.
+3. password age: an expired password must be changed.
 Each gate lets through only its own pages and logout.
 """
 
@@ -16,9 +18,11 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
+from security.allowlist import address_allowed, context_for
+from security.client_ip import client_ip
 from security.inactivity import touch
 from security.rotation import is_password_expired
-from security.selectors import load_effective_policy
+from security.selectors import effective_from, load_policies
 from security.twofactor import has_second_factor
 
 ALWAYS_OPEN = {"logout", "healthz"}
@@ -28,6 +32,16 @@ NEXT_SESSION_KEY = "signin.next"
 # Set once a session is known to belong to a user without an authenticator, so ordinary
 # requests skip the device query. Safe because enrolling ends the user's other sessions.
 NO_DEVICE_SESSION_KEY = "signin.no_2fa_device"
+
+
+def allowlist_gate(request, now):
+    entity = request.tenancy.entity
+    policies = request.security_policies
+    if entity is None or not any(p.ip_allowlist_enabled for p in policies):
+        return None
+    if address_allowed(client_ip(request), context_for(request.user, entity, policies)):
+        return None
+    return "verify-address", {"verify-address"}, None
 
 
 def second_factor_gate(request, now):
@@ -58,7 +72,7 @@ def password_age_gate(request, now):
     return None
 
 
-GATES = [second_factor_gate, password_age_gate]
+GATES = [allowlist_gate, second_factor_gate, password_age_gate]
 
 
 class SecurityPolicyMiddleware:
@@ -69,7 +83,9 @@ class SecurityPolicyMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             tenancy = request.tenancy
-            request.security_policy = SimpleLazyObject(lambda: load_effective_policy(tenancy))
+            policies = SimpleLazyObject(lambda: load_policies(tenancy))
+            request.security_policies = policies
+            request.security_policy = SimpleLazyObject(lambda: effective_from(policies))
             touch(user, timezone.now())
         return self.get_response(request)
 

@@ -317,3 +317,59 @@ class BackupCode(models.Model):
 
     def __str__(self):
         return f"Backup code of device {self.device_id}"
+
+
+class AllowedNetwork(models.Model):
+    """One entry of a level's IP allowlist: an address or network (IPv4 or IPv6, CIDR).
+
+    Entries added by admins apply to everyone; an address approved with an SMS code is
+    recorded as a validated entry for the one user who signed in from it."""
+
+    policy = models.ForeignKey(SecurityPolicy, on_delete=models.CASCADE, related_name="networks")
+    network = models.CharField(max_length=64)  # normalised CIDR, e.g. 203.0.113.0/24
+    label = models.CharField(max_length=100, blank=True)
+    for_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Set for an address approved by code: it applies to this user only.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_by_challenge = models.ForeignKey(
+        "IpChallenge", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["network", "pk"]
+
+    def __str__(self):
+        return f"{self.network} ({self.label})" if self.label else self.network
+
+
+class IpChallenge(models.Model):
+    """A paused sign-in from an address outside the allowlist, waiting for its SMS code."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    entity = models.ForeignKey("accounts.Entity", on_delete=models.CASCADE, related_name="+")
+    ip = models.GenericIPAddressField()
+    session_key = models.CharField(max_length=40, blank=True)
+    code_hash = models.CharField(max_length=64, blank=True)
+    recipient = models.CharField(max_length=10, choices=CodeRecipient.choices)
+    sent_to = models.JSONField(default=list, blank=True)  # masked numbers, for the page
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    sends = models.PositiveSmallIntegerField(default=0)
+    failures = models.PositiveSmallIntegerField(default=0)
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ip"], name="ipchallenge_user_ip")]
+
+    def __str__(self):
+        return f"Address {self.ip} for user {self.user_id}"

@@ -21,14 +21,33 @@ def policies_for_entities(entities):
     )
 
 
+def load_policies(tenancy):
+    """Every policy row reaching the user of `tenancy` (one query)."""
+    return policies_for_entities([access.entity for access in tenancy.accesses])
+
+
+def effective_from(policies):
+    return effective_policy([level_values(p) for p in policies])
+
+
 def load_effective_policy(tenancy):
     """The rules for the user of `tenancy` (one query; the tenancy is already resolved)."""
-    entities = [access.entity for access in tenancy.accesses]
-    return effective_policy([level_values(p) for p in policies_for_entities(entities)])
+    return effective_from(load_policies(tenancy))
+
+
+def tenancy_and_policies(user):
+    """For code outside a request's middleware (sign-in): the user's tenancy and policy
+    rows, memoised on the user object so one sign-in loads them once."""
+    cached = getattr(user, "_tenancy_and_policies", None)
+    if cached is None:
+        tenancy = resolve_tenancy(user)
+        cached = (tenancy, load_policies(tenancy))
+        user._tenancy_and_policies = cached
+    return cached
 
 
 def effective_policy_for_user(user):
-    return load_effective_policy(resolve_tenancy(user))
+    return effective_from(tenancy_and_policies(user)[1])
 
 
 def policy_for(*, entity=None, group=None):

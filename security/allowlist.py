@@ -7,6 +7,7 @@ administrators, is entered; the address is then added to those allowlists as an 
 for that user only.
 """
 
+import copy
 import ipaddress
 import secrets
 from dataclasses import dataclass
@@ -336,3 +337,21 @@ def approve_address(challenge, policies, *, request, now):
         },
     )
     return created
+
+
+def would_pass(user, entity, ip, policies, edited, *, enabled=None, without_network=None):
+    """Whether `ip` still passes after a change to `edited` (turning its allowlist on or
+    off, or removing one of its networks): used to warn admins before they shut
+    themselves out."""
+    changed = copy.copy(edited)
+    if enabled is not None:
+        changed.ip_allowlist_enabled = enabled
+    rows = [p for p in policies if p.pk != edited.pk] + [changed]
+    context = context_for(user, entity, rows)
+    if without_network is not None:
+        removed = ipaddress.ip_network(without_network.network)
+        context.allowlists = [
+            [n for n in networks if not (p.pk == edited.pk and n == removed)]
+            for p, networks in zip(context.policies, context.allowlists, strict=True)
+        ]
+    return address_allowed(ip, context)

@@ -9,7 +9,13 @@ from security.policy import looser_than_inherited
 # Only settings the product enforces are editable: a switch that does nothing would give
 # admins a false sense of security. Role restrictions and link validity are stored in
 # SecurityPolicy already and join these lists with the features that enforce them.
-COMMON_FIELDS = ["password_max_age_days", "inactivity_limit_months", "require_2fa"]
+COMMON_FIELDS = [
+    "password_max_age_days",
+    "inactivity_limit_months",
+    "require_2fa",
+    "ip_allowlist_enabled",
+    "ip_code_recipient",
+]
 ENTITY_FIELDS = COMMON_FIELDS
 
 
@@ -29,6 +35,22 @@ class PolicyFormMixin:
             field.validators = [
                 v for v in field.validators if not isinstance(v, MinValueValidator)
             ] + [MinValueValidator(field.min_value)]
+
+
+class NetworkForm(forms.Form):
+    network = forms.CharField(
+        label="Address or network",
+        max_length=64,
+        help_text="An IPv4 or IPv6 address, or a network in CIDR form (203.0.113.0/24).",
+    )
+    label = forms.CharField(
+        max_length=100, required=False, help_text="Where it is, e.g. “Oslo office”."
+    )
+
+    def clean_network(self):
+        from security.allowlist import parse_network
+
+        return str(parse_network(self.cleaned_data["network"]))
 
 
 class GroupPolicyForm(PolicyFormMixin, forms.ModelForm):
@@ -54,7 +76,9 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
             return
         for name in COMMON_FIELDS:
             value = getattr(inherited, name)
-            shown = {True: "required", False: "not required", None: "not set"}.get(value, value)
+            shown = {True: "on", False: "off", None: "not set"}.get(value, value)
+            if name == "ip_code_recipient":
+                shown = inherited.get_ip_code_recipient_display().lower()
             self.fields[name].help_text += f" Multi-level ({inherited.group.name}): {shown}."
 
     def clean(self):

@@ -9,6 +9,12 @@ urlpatterns = [
         views.GroupSecuritySettingsView.as_view(),
         name="security-settings-group",
     ),
+    path("security/networks/add/", views.NetworkAddView.as_view(), name="network-add"),
+    path(
+        "security/networks/<int:pk>/remove/",
+        views.NetworkRemoveView.as_view(),
+        name="network-remove",
+    ),
     path("users/", views.UserListView.as_view(), name="user-list"),
     path("users/<int:pk>/rules/", views.PolicyExplainerView.as_view(), name="user-rules"),
     path(

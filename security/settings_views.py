@@ -4,7 +4,8 @@ from dateutil.relativedelta import relativedelta
 from django.contrib import messages
 from django.contrib.auth.mixins import UserPassesTestMixin
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
+from django.db.models import Q
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views import View
 from django.views.generic import DetailView, TemplateView
@@ -12,20 +13,21 @@ from django.views.generic import DetailView, TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.models import User
 from accounts.roles import Capability
-from security import inactivity, lockouts, twofactor
+from security import allowlist, inactivity, lockouts, twofactor
+from security.audit import record
 from security.client_ip import client_ip
-from security.models import EncryptedTOTPDevice, LoginThrottle
+from security.models import AllowedNetwork, EncryptedTOTPDevice, LoginThrottle
 from security.policy import effective_policy, level_values
 from security.rotation import password_expires_at
 from security.selectors import policies_for_entities, policy_for, users_in_scope
 from security.services import tightening_impact, update_policy
-from security.settings_forms import EntityPolicyForm, GroupPolicyForm
+from security.settings_forms import EntityPolicyForm, GroupPolicyForm, NetworkForm
 
 FIELD_LABELS = {
     "password_max_age_days": "Password maximum age (days)",
     "inactivity_limit_months": "Inactivity limit (months)",
     "require_2fa": "Two-factor authentication required",
-    "ip_allowlist_enabled": "IP allowlist",
+    "ip_allowlist_enabled": "IP allowlist on",
     "ip_code_recipient": "Validation codes go to",
     "restricted_roles": "Roles restricted to their customers",
     "interactive_link_days": "Links in interactive emails valid (days)",
@@ -55,6 +57,18 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
             return self.render_to_response(self.context(form))
         now = timezone.now()
         values = {name: form.cleaned_data[name] for name in form.Meta.fields}
+        if (
+            values["ip_allowlist_enabled"]
+            and request.POST.get("confirm_lockout") != "yes"
+            and not self.admin_still_passes(policy, enabled=True)
+        ):
+            form.add_error(
+                "ip_allowlist_enabled",
+                f"Your current address {client_ip(request)} is not on the allowlist: with it "
+                "on, you would need an SMS code to go on working. Add your address below "
+                "first, or confirm.",
+            )
+            return self.render_to_response(self.context(form, lockout_confirm=True))
         impact = tightening_impact(policy, values, now)
         if impact and request.POST.get("confirmed") != "yes":
             return self.render_to_response(self.context(form, impact=impact))
@@ -66,8 +80,29 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
             messages.info(request, "Nothing changed.")
         return redirect(request.path)
 
-    def context(self, form, impact=None):
-        return self.get_context_data(form=form, impact=impact, level=self.level)
+    def admin_still_passes(self, policy, **change):
+        request = self.request
+        return allowlist.would_pass(
+            request.user,
+            request.tenancy.entity,
+            client_ip(request),
+            list(request.security_policies),
+            policy,
+            **change,
+        )
+
+    def context(self, form, impact=None, lockout_confirm=False):
+        policy = self.get_policy()
+        return self.get_context_data(
+            form=form,
+            impact=impact,
+            level=self.level,
+            lockout_confirm=lockout_confirm,
+            networks=policy.networks.select_related("for_user", "created_by"),
+            network_form=NetworkForm(),
+            your_ip=client_ip(self.request),
+            level_key="entity" if self.level == "entity-level" else "group",
+        )
 
 
 class EntitySecuritySettingsView(PolicyFormView):
@@ -116,6 +151,107 @@ class GroupSecuritySettingsView(PolicyFormView):
             can_edit_entity=self.request.tenancy.can(Capability.MANAGE_ENTITY_SECURITY),
             **kwargs,
         )
+
+
+class NetworkLevelMixin:
+    """Which level's allowlist a network request edits, checked against the role."""
+
+    def level_policy(self, level):
+        tenancy = self.request.tenancy
+        if level == "group":
+            if not tenancy.can(Capability.MANAGE_GROUP_SECURITY):
+                raise PermissionDenied("Only the main admin edits the multi-level allowlist.")
+            return policy_for(group=tenancy.group)
+        if not tenancy.can(Capability.MANAGE_ENTITY_SECURITY):
+            raise PermissionDenied("Your role does not give access to security settings.")
+        return policy_for(entity=tenancy.entity)
+
+    def back(self, policy):
+        return redirect("security-settings-group" if policy.group_id else "security-settings")
+
+
+class NetworkAddView(NetworkLevelMixin, MemberRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request):
+        policy = self.level_policy(request.POST.get("level"))
+        form = NetworkForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, error)
+            return self.back(policy)
+        network, label = form.cleaned_data["network"], form.cleaned_data["label"]
+        if policy.networks.filter(network=network, for_user__isnull=True).exists():
+            messages.info(request, f"{network} is already on the list.")
+            return self.back(policy)
+        entry = AllowedNetwork.objects.create(
+            policy=policy, network=network, label=label, created_by=request.user
+        )
+        record(
+            "security.allowlist.added",
+            actor=request.user,
+            entity=policy.entity,
+            group=policy.group,
+            target=entry,
+            request=request,
+            data={"level": policy.level, "network": network, "label": label},
+        )
+        messages.success(request, f"{network} was added to the {policy.level} allowlist.")
+        return self.back(policy)
+
+
+class NetworkRemoveView(NetworkLevelMixin, ScopedObjectMixin, View):
+    """Remove an allowlist entry of the current entity's (or, for main admins, its
+    access's) policy. Asks to confirm when it would shut the admin out."""
+
+    model = AllowedNetwork
+    http_method_names = ["post"]
+    # The scoped queryset is the check: entries of levels the role may edit, else 404.
+    required_capability = None
+
+    def get_scoped_queryset(self):
+        tenancy = self.request.tenancy
+        condition = (
+            Q(policy__entity=tenancy.entity)
+            if tenancy.can(Capability.MANAGE_ENTITY_SECURITY)
+            else Q(pk__in=[])
+        )
+        if tenancy.group is not None and tenancy.can(Capability.MANAGE_GROUP_SECURITY):
+            condition |= Q(policy__group=tenancy.group)
+        return AllowedNetwork.objects.filter(condition).select_related("policy")
+
+    def post(self, request, pk):
+        entry = self.get_object()
+        policy = entry.policy
+        if (
+            policy.ip_allowlist_enabled
+            and request.POST.get("confirm_lockout") != "yes"
+            and not allowlist.would_pass(
+                request.user,
+                request.tenancy.entity,
+                client_ip(request),
+                list(request.security_policies),
+                policy,
+                without_network=entry,
+            )
+        ):
+            return render(
+                request,
+                "security/network_remove_confirm.html",
+                {"entry": entry, "your_ip": client_ip(request)},
+            )
+        entry.delete()
+        record(
+            "security.allowlist.removed",
+            actor=request.user,
+            entity=policy.entity,
+            group=policy.group,
+            request=request,
+            data={"level": policy.level, "network": entry.network, "label": entry.label},
+        )
+        messages.success(request, f"{entry.network} was removed from the {policy.level} allowlist.")
+        return self.back(policy)
 
 
 class EntityUsersMixin:

@@ -5,7 +5,7 @@ whose model has no factory here, so a new view cannot skip the check."""
 from accounts.models import User
 from accounts.tenancy import system_code
 from customers.models import Customer
-from security.models import AuditEvent
+from security.models import AllowedNetwork, AuditEvent
 
 
 def customer(entity, number="C-1", name="Fjellvik Transport AS"):
@@ -28,8 +28,16 @@ def person(entity):
     return user
 
 
+def allowed_network(entity):
+    from security.models import AllowedNetwork, SecurityPolicy
+
+    policy, _ = SecurityPolicy.objects.get_or_create(entity=entity)
+    return AllowedNetwork.objects.create(policy=policy, network="203.0.113.0/24", label="Office")
+
+
 OBJECT_FACTORIES = {
     Customer: customer,
     AuditEvent: audit_event,
     User: person,
+    AllowedNetwork: allowed_network,
 }

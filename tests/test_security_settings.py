@@ -15,7 +15,11 @@ GROUP_URL = "/settings/security/multi-level/"
 
 
 def entity_form(**overrides):
-    data = {"password_max_age_days": "", "inactivity_limit_months": ""}
+    data = {
+        "password_max_age_days": "",
+        "inactivity_limit_months": "",
+        "ip_code_recipient": "admins",
+    }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -81,7 +85,7 @@ def test_saving_the_same_values_changes_and_audits_nothing(world, client):
 
 def test_a_multi_level_save_is_audited_on_the_access(world, client):
     work_in(client, world.main_admin, world.a)
-    client.post(GROUP_URL, {"password_max_age_days": "", "inactivity_limit_months": "12"})
+    client.post(GROUP_URL, entity_form(inactivity_limit_months="12"))
     event = AuditEvent.objects.get(action="security.settings.changed")
     assert event.entity_group == world.group and event.entity is None
     assert event.data["changes"] == {"inactivity_limit_months": [None, 12]}

@@ -10,6 +10,9 @@ import pytest
 # there unless told that this is safe (it is: tests are single-threaded).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The fake Twilio server fixture (`fake_twilio`) for any test.
+pytest_plugins = ["tests.fake_twilio"]
+
 PASSWORD = "Correct-Horse-42!"
 
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 from security import sms
 from security.phones import PhoneNumberField, mask_phone, normalize_phone
 from security.sms import SmsError, send_sms
-from tests.fake_twilio import FROM_NUMBER, fake_twilio  # noqa: F401
+from tests.fake_twilio import FROM_NUMBER
 
 MOBILE = "+4791234567"
 UNPARSEABLE = "Enter a phone number such as +47 912 34 567."
@@ -135,7 +135,7 @@ def fails_with(fake, mode):
     return caught.value
 
 
-def test_twilio_sends_the_message(fake_twilio):  # noqa: F811
+def test_twilio_sends_the_message(fake_twilio):
     message_id = send_through(fake_twilio, to="912 34 567")
     assert re.fullmatch(r"SM[0-9a-f]{32}", message_id)
     [request] = fake_twilio.requests
@@ -144,7 +144,7 @@ def test_twilio_sends_the_message(fake_twilio):  # noqa: F811
     assert request.username == fake_twilio.account_sid
 
 
-def test_an_invalid_number_is_a_permanent_failure_with_our_own_words(fake_twilio, caplog):  # noqa: F811
+def test_an_invalid_number_is_a_permanent_failure_with_our_own_words(fake_twilio, caplog):
     error = fails_with(fake_twilio, "invalid_number")
     assert error.permanent and error.reason == "recipient"
     assert error.user_message == BAD_NUMBER
@@ -167,7 +167,7 @@ def test_rejected_credentials_are_a_permanent_failure_logged_for_operators(
     assert fake_twilio.auth_token not in caplog.text + str(error)
 
 
-def test_a_wrong_auth_token_is_refused_by_the_fake_like_by_twilio(fake_twilio):  # noqa: F811
+def test_a_wrong_auth_token_is_refused_by_the_fake_like_by_twilio(fake_twilio):
     with override_settings(**fake_twilio.settings(TWILIO_AUTH_TOKEN="not-the-token")):
         with pytest.raises(SmsError) as caught:
             send_sms(MOBILE, "hello")
@@ -176,13 +176,13 @@ def test_a_wrong_auth_token_is_refused_by_the_fake_like_by_twilio(fake_twilio): 
 
 
 @pytest.mark.parametrize("mode", ["rate_limited", "server_error"])
-def test_rate_limits_and_outages_are_temporary(fake_twilio, mode):  # noqa: F811
+def test_rate_limits_and_outages_are_temporary(fake_twilio, mode):
     error = fails_with(fake_twilio, mode)
     assert not error.permanent and error.reason == "unavailable"
     assert error.user_message == RETRY
 
 
-def test_a_slow_answer_times_out_as_a_temporary_failure(fake_twilio):  # noqa: F811
+def test_a_slow_answer_times_out_as_a_temporary_failure(fake_twilio):
     started = time.monotonic()
     error = fails_with(fake_twilio, "slow")
     elapsed = time.monotonic() - started
@@ -191,7 +191,7 @@ def test_a_slow_answer_times_out_as_a_temporary_failure(fake_twilio):  # noqa: F
     assert "Timeout" in str(error)
 
 
-def test_an_unreachable_server_is_a_temporary_failure(fake_twilio):  # noqa: F811
+def test_an_unreachable_server_is_a_temporary_failure(fake_twilio):
     with override_settings(**fake_twilio.settings(TWILIO_API_BASE_URL="http://127.0.0.1:9")):
         with pytest.raises(SmsError) as caught:
             send_sms(MOBILE, "hello")

@@ -41,7 +41,8 @@ def allowlist_gate(request, now):
         return None
     if address_allowed(client_ip(request), context_for(request.user, entity, policies)):
         return None
-    return "verify-address", {"verify-address"}, None
+    # Switching to another entity is allowed: its allowlist may not apply.
+    return "verify-address", {"verify-address", "switch-entity"}, None
 
 
 def second_factor_gate(request, now):

@@ -21,7 +21,7 @@ from accounts.models import Entity, EntityGroup, GroupMembership, Membership, Us
 from accounts.roles import Role
 from accounts.tenancy import system_code
 from customers.models import Customer
-from security.models import SecurityPolicy
+from security.models import AllowedNetwork, SecurityPolicy
 
 GROUP_NAME = "Nordlys Group"
 ENTITIES = [("nordlys-finans", "Nordlys Finans AS"), ("nordlys-inkasso", "Nordlys Inkasso AB")]
@@ -45,6 +45,10 @@ DEMO_USERS = [
 # Days since the password was set / months since the last activity, per demo user.
 PASSWORD_AGE_DAYS = {"expired-password@demo.example": 45, "expiring-password@demo.example": 26}
 IDLE_MONTHS = {"inactive@demo.example": 7}
+DEMO_PHONES = {
+    "inkasso-admin@demo.example": "+4791234567",
+    "main-admin@demo.example": "+4791234568",
+}
 
 DEMO_CUSTOMERS = {
     "nordlys-finans": [
@@ -134,6 +138,17 @@ def build(password):
         entity=entities["nordlys-finans"],
         defaults={"password_max_age_days": 30, "inactivity_limit_months": 6},
     )
+    # Nordlys Inkasso AB only allows its office network, which excludes 127.0.0.1: signing
+    # in there locally asks for an SMS code, printed by the console SMS backend.
+    inkasso_policy, _ = SecurityPolicy.objects.update_or_create(
+        entity=entities["nordlys-inkasso"],
+        defaults={"ip_allowlist_enabled": True, "ip_code_recipient": "user"},
+    )
+    AllowedNetwork.objects.get_or_create(
+        policy=inkasso_policy, network="10.0.0.0/8", for_user=None, defaults={"label": "Office"}
+    )
+    for email, phone in DEMO_PHONES.items():
+        User.objects.filter(email=email).update(phone=phone)
     now = timezone.now()
     for email, days in PASSWORD_AGE_DAYS.items():
         User.objects.filter(email=email).update(

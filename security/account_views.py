@@ -150,7 +150,11 @@ class TwoFactorVerifyView(LoginRequiredMixin, View):
                 return redirect(continue_url(request))
             record("auth.2fa.failed", actor=request.user, request=request)
             if wait:
-                form.add_error("code", f"Too many wrong codes. Wait {wait} seconds and try again.")
+                form.add_error(
+                    "code",
+                    f"Too many wrong codes. Wait {wait} second{'s' if wait != 1 else ''} "
+                    "and try again.",
+                )
             else:
                 form.add_error(
                     "code",

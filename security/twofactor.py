@@ -33,7 +33,9 @@ def normalize_code(token):
 
 
 def backup_code_hash(token):
-    return salted_hmac("security.backup-code", normalize_code(token)).hexdigest()
+    return salted_hmac(
+        "security.backup-code", normalize_code(token), algorithm="sha256"
+    ).hexdigest()
 
 
 def confirmed_totp(user):
@@ -71,8 +73,12 @@ def qr_svg(device):
 
 
 def _make_backup_codes(user):
-    BackupCodeDevice.objects.filter(user=user).delete()
-    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    """Ten new codes; the old ones stop working. The device itself is kept, so a session
+    verified with a backup code stays verified."""
+    device, _ = BackupCodeDevice.objects.get_or_create(
+        user=user, defaults={"name": "Backup codes", "confirmed": True}
+    )
+    device.codes.all().delete()
     codes = []
     for _ in range(BACKUP_CODE_COUNT):
         raw = "".join(secrets.choice(BACKUP_ALPHABET) for _ in range(10))
@@ -86,7 +92,7 @@ def _make_backup_codes(user):
 def confirm_enrolment(device, token, *, request):
     """Activate the device if `token` is right; returns the new backup codes, or None.
     The user's other sessions end: they were signed in without this device."""
-    if not device.verify_token(token):
+    if not device.verify_token(normalize_code(token)):
         record("auth.2fa.enrolment_failed", actor=device.user, request=request)
         return None
     with transaction.atomic():
@@ -113,19 +119,26 @@ def regenerate_backup_codes(user, *, request):
 
 
 def verify_second_factor(user, token):
-    """The device that accepts `token` (authenticator first, then backup codes), or None.
-    Each device applies django-otp's throttling and replay protection."""
+    """The device that accepts `token` (a 6-digit authenticator code, else a backup code),
+    or None. Each device applies django-otp's throttling and replay protection; the row
+    is locked while checking (as django-otp's `for_verify`), so the same code sent twice
+    at once is accepted once."""
     code = normalize_code(token)
     if not code:
         return None
-    if code.isdigit():
-        device = confirmed_totp(user)
-        if device is not None and device.verify_token(code):
-            return device
-        return None
-    backup = BackupCodeDevice.objects.filter(user=user, confirmed=True).first()
-    if backup is not None and backup.verify_token(code):
-        return backup
+    with transaction.atomic():
+        totp = (
+            EncryptedTOTPDevice.objects.select_for_update()
+            .filter(user=user, confirmed=True)
+            .first()
+        )
+        if totp is not None and code.isdigit() and len(code) == totp.digits:
+            return totp if totp.verify_token(code) else None
+        backup = (
+            BackupCodeDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        )
+        if backup is not None and backup.verify_token(code):
+            return backup
     return None
 
 

@@ -12,7 +12,7 @@ from accounts.forms import EmailLoginForm
 from accounts.roles import Capability
 from accounts.sessions import end_sessions
 from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
-from customers.models import Customer
+from customers.selectors import visible_customers
 from security.audit import record
 from security.models import AuditEvent
 
@@ -36,7 +36,7 @@ class DashboardView(MemberRequiredMixin, TemplateView):
         tenancy = self.request.tenancy
         context = super().get_context_data(**kwargs)
         if tenancy.can(Capability.VIEW_CUSTOMERS):
-            context["customer_count"] = Customer.objects.count()
+            context["customer_count"] = visible_customers(self.request).count()
         if tenancy.can(Capability.VIEW_AUDIT):
             context["recent_events"] = list(
                 AuditEvent.objects.visible_to(tenancy).select_related("entity")[:8]

@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config import views
+from customers import urls as customer_urls
 
 urlpatterns = [
     path("", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("audit/", include("security.urls")),
     path("settings/", include("security.settings_urls")),
+    path("settings/", include(customer_urls.settings_urlpatterns)),
     path("account/", include("security.account_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),

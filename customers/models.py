@@ -1,5 +1,14 @@
-"""Customers: the companies an entity invoices. Every row belongs to exactly one entity."""
+"""Customers of an entity, their contact persons and invoices, access groups and secrets.
 
+Every row belongs to exactly one entity (a NOT NULL foreign key) and is reached through
+`TenantManager`; which customers a user may see inside the entity is decided in one place,
+`customers.selectors.visible_customers`.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -11,7 +20,21 @@ class Customer(models.Model):
     number = models.CharField("customer number", max_length=40)
     name = models.CharField("company name", max_length=200)
     organisation_number = models.CharField(max_length=40, blank=True)
+    address = models.TextField("postal address", blank=True)
+    delivery_address = models.TextField(blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +4722334455.")
+    notes = models.TextField(blank=True)
+    collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The user who manages this customer's collection.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = TenantManager()
 
@@ -20,6 +43,132 @@ class Customer(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["entity", "number"], name="customer_number_per_entity")
         ]
+        indexes = [
+            models.Index(fields=["entity", "name"], name="customer_entity_name"),
+            models.Index(fields=["entity", "collector"], name="customer_entity_collector"),
+        ]
 
     def __str__(self):
         return f"{self.number} {self.name}"
+
+
+class CustomerAssignment(models.Model):
+    """A user assigned to a customer (sales, sales administration, guest)."""
+
+    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_assignments"
+    )
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "user"], name="assignment_customer_user")
+        ]
+        indexes = [models.Index(fields=["user", "customer"], name="assignment_user_customer")]
+
+    def __str__(self):
+        return f"{self.user} on {self.customer}"
+
+
+class ContactPerson(models.Model):
+    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    title = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=20, blank=True)
+    notes = models.TextField(blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self):
+        return self.name
+
+
+class Invoice(models.Model):
+    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=40)
+    issued_on = models.DateField()
+    due_on = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    amount_paid = models.DecimalField(
+        max_digits=14, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(max_length=3, default="NOK")
+    text = models.TextField(blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["-issued_on", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "number"], name="invoice_number_per_entity")
+        ]
+
+    def __str__(self):
+        return f"Invoice {self.number}"
+
+    @property
+    def outstanding(self):
+        return self.amount - self.amount_paid
+
+
+class AccessGroup(models.Model):
+    """A need-to-know group of users of one entity."""
+
+    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="access_groups"
+    )
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "name"], name="access_group_name_per_entity")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Secret(models.Model):
+    """A note on a customer card, encrypted at rest, readable by chosen access groups."""
+
+    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="secrets")
+    title = models.CharField(max_length=200)
+    encrypted_body = models.TextField()
+    groups = models.ManyToManyField(AccessGroup, related_name="secrets")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["title", "pk"]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def body(self):
+        from security.crypto import decrypt
+
+        return decrypt(self.encrypted_body).decode("utf-8")
+
+    def set_body(self, text):
+        from security.crypto import encrypt
+
+        self.encrypted_body = encrypt(text.encode("utf-8"))

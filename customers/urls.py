@@ -4,5 +4,20 @@ from customers import views
 
 urlpatterns = [
     path("", views.CustomerListView.as_view(), name="customer-list"),
-    path("<int:pk>/", views.CustomerDetailView.as_view(), name="customer-detail"),
+    path("new/", views.CustomerCreateView.as_view(), name="customer-create"),
+    path("<int:pk>/", views.CustomerCardView.as_view(), name="customer-detail"),
+    path("<int:pk>/edit/", views.CustomerEditView.as_view(), name="customer-edit"),
+    path("<int:pk>/contacts/", views.CustomerContactsView.as_view(), name="customer-contacts"),
+    path("<int:pk>/contacts/new/", views.ContactCreateView.as_view(), name="contact-create"),
+    path("<int:pk>/invoices/", views.CustomerInvoicesView.as_view(), name="customer-invoices"),
+    path("<int:pk>/secrets/", views.CustomerSecretsView.as_view(), name="customer-secrets"),
+    path("<int:pk>/history/", views.CustomerHistoryView.as_view(), name="customer-history"),
+    path("contacts/<int:pk>/edit/", views.ContactEditView.as_view(), name="contact-edit"),
+    path("secrets/<int:pk>/reveal/", views.SecretRevealView.as_view(), name="secret-reveal"),
+]
+
+# Mounted under /settings/ (config/urls.py).
+settings_urlpatterns = [
+    path("access-groups/", views.AccessGroupListView.as_view(), name="access-groups"),
+    path("access-groups/<int:pk>/", views.AccessGroupEditView.as_view(), name="access-group-edit"),
 ]

@@ -1,9 +1,33 @@
+"""Customer pages. Every customer read starts from `visible_customers(request)`."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.shortcuts import redirect, render
+from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
-from customers.models import Customer
+from customers import services
+from customers.forms import (
+    AccessGroupForm,
+    ContactForm,
+    CustomerForm,
+    CustomerSearchForm,
+    SecretForm,
+)
+from customers.models import AccessGroup, ContactPerson, Customer, CustomerAssignment, Secret
+from customers.selectors import (
+    ledger_balance,
+    readable_secrets,
+    request_scope,
+    visible_customers,
+    why_visible,
+    with_balance,
+)
+from security.models import AuditEvent
 
 
 class CustomerListView(MemberRequiredMixin, TemplateView):
@@ -11,11 +35,287 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
     required_capability = Capability.VIEW_CUSTOMERS
 
     def get_context_data(self, **kwargs):
-        page = Paginator(Customer.objects.all(), 50).get_page(self.request.GET.get("page"))
-        return super().get_context_data(page=page, **kwargs)
+        entity = self.request.tenancy.entity
+        form = CustomerSearchForm(self.request.GET or None, entity=entity)
+        customers = with_balance(visible_customers(self.request)).select_related("collector")
+        sort = CustomerSearchForm.SORTS["name"]
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            if data["q"]:
+                q = data["q"].strip()
+                customers = customers.filter(
+                    Q(name__icontains=q)
+                    | Q(number__istartswith=q)
+                    | Q(organisation_number__istartswith=q.replace(" ", ""))
+                )
+            if data["collector"]:
+                customers = customers.filter(collector=data["collector"])
+            sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)
+        elif form.is_bound:
+            customers = customers.none()
+        page = Paginator(customers.order_by(*sort), 50).get_page(self.request.GET.get("page"))
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        return super().get_context_data(
+            form=form,
+            page=page,
+            query=query.urlencode(),
+            can_edit=self.request.tenancy.can(Capability.EDIT_CUSTOMERS),
+            **kwargs,
+        )
 
 
-class CustomerDetailView(ScopedObjectMixin, DetailView):
+class CustomerMixin(ScopedObjectMixin):
+    """A customer the request may see (else 404), with the card's common context."""
+
     model = Customer
-    template_name = "customers/detail.html"
     required_capability = Capability.VIEW_CUSTOMERS
+    context_object_name = "customer"
+    tab = "overview"
+
+    def get_scoped_queryset(self):
+        return visible_customers(self.request).select_related("collector")
+
+    def card_context(self, customer):
+        tenancy = self.request.tenancy
+        return {
+            "customer": customer,
+            "tab": self.tab,
+            "why": why_visible(request_scope(self.request), customer),
+            "can_edit": tenancy.can(Capability.EDIT_CUSTOMERS),
+            "balance": ledger_balance(customer),
+        }
+
+
+class CustomerCardView(CustomerMixin, DetailView):
+    template_name = "customers/card_overview.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(self.card_context(self.object))
+        context["assigned"] = [
+            a.user
+            for a in CustomerAssignment.objects.filter(customer=self.object).select_related("user")
+        ]
+        return context
+
+
+class CustomerContactsView(CustomerMixin, DetailView):
+    template_name = "customers/card_contacts.html"
+    tab = "contacts"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(self.card_context(self.object))
+        context["contacts"] = ContactPerson.objects.filter(customer=self.object)
+        return context
+
+
+class CustomerInvoicesView(CustomerMixin, DetailView):
+    template_name = "customers/card_invoices.html"
+    tab = "invoices"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(self.card_context(self.object))
+        context["invoices"] = self.object.invoices.all()
+        return context
+
+
+class CustomerSecretsView(CustomerMixin, DetailView):
+    template_name = "customers/card_secrets.html"
+    tab = "secrets"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(self.card_context(self.object))
+        context["secrets"] = readable_secrets(self.object, self.request.user).prefetch_related(
+            "groups"
+        )
+        context["form"] = kwargs.get("form") or SecretForm(groups=self.my_groups())
+        return context
+
+    def my_groups(self):
+        return AccessGroup.objects.filter(members=self.request.user)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if not request.tenancy.can(Capability.EDIT_CUSTOMERS):
+            raise PermissionDenied("Your role cannot add secrets.")
+        form = SecretForm(request.POST, groups=self.my_groups())
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form))
+        services.create_secret(
+            self.object,
+            title=form.cleaned_data["title"],
+            body=form.cleaned_data["body"],
+            groups=list(form.cleaned_data["groups"]),
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, "The secret was saved.")
+        return redirect("customer-secrets", pk=self.object.pk)
+
+
+class CustomerHistoryView(CustomerMixin, DetailView):
+    template_name = "customers/card_history.html"
+    tab = "history"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(self.card_context(self.object))
+        context["events"] = AuditEvent.objects.filter(
+            entity=self.request.tenancy.entity,
+            target_type="customers.customer",
+            target_id=str(self.object.pk),
+        )[:200]
+        return context
+
+
+class SecretRevealView(ScopedObjectMixin, View):
+    """Show one secret's body to a member of one of its groups; audited."""
+
+    model = Secret
+    required_capability = Capability.VIEW_CUSTOMERS
+    http_method_names = ["post"]
+
+    def get_scoped_queryset(self):
+        customers = visible_customers(self.request)
+        my_groups = AccessGroup.objects.filter(members=self.request.user)
+        return (
+            Secret.objects.filter(customer__in=customers, groups__in=my_groups)
+            .distinct()
+            .select_related("customer")
+        )
+
+    def post(self, request, pk):
+        secret = self.get_object()
+        body = services.reveal_secret(secret, actor=request.user, request=request)
+        response = render(request, "customers/secret_reveal.html", {"secret": secret, "body": body})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class CustomerEditMixin:
+    template_name = "customers/customer_form.html"
+
+    def page(self, form, customer=None):
+        return render(self.request, self.template_name, {"form": form, "customer": customer})
+
+    def handle(self, form):
+        if not form.is_valid():
+            return self.page(form, form.instance if form.instance.pk else None)
+        customer = services.save_customer(form, actor=self.request.user, request=self.request)
+        messages.success(self.request, f"{customer.name} was saved.")
+        return redirect("customer-detail", pk=customer.pk)
+
+
+class CustomerCreateView(CustomerEditMixin, MemberRequiredMixin, View):
+    required_capability = Capability.EDIT_CUSTOMERS
+
+    def get(self, request):
+        return self.page(CustomerForm(entity=request.tenancy.entity))
+
+    def post(self, request):
+        return self.handle(CustomerForm(request.POST, entity=request.tenancy.entity))
+
+
+class CustomerEditView(CustomerEditMixin, CustomerMixin, View):
+    required_capability = Capability.EDIT_CUSTOMERS
+
+    def get(self, request, pk):
+        return self.page(
+            CustomerForm(instance=self.get_object(), entity=request.tenancy.entity),
+            self.get_object(),
+        )
+
+    def post(self, request, pk):
+        form = CustomerForm(request.POST, instance=self.get_object(), entity=request.tenancy.entity)
+        return self.handle(form)
+
+
+class ContactCreateView(CustomerMixin, View):
+    required_capability = Capability.EDIT_CUSTOMERS
+    template_name = "customers/contact_form.html"
+
+    def get(self, request, pk):
+        return render(
+            request, self.template_name, {"form": ContactForm(), "customer": self.get_object()}
+        )
+
+    def post(self, request, pk):
+        customer = self.get_object()
+        form = ContactForm(request.POST)
+        if not form.is_valid():
+            return render(request, self.template_name, {"form": form, "customer": customer})
+        services.save_contact(form, customer, actor=request.user, request=request)
+        messages.success(request, "The contact was saved.")
+        return redirect("customer-contacts", pk=customer.pk)
+
+
+class ContactEditView(ScopedObjectMixin, View):
+    model = ContactPerson
+    required_capability = Capability.EDIT_CUSTOMERS
+    template_name = "customers/contact_form.html"
+
+    def get_scoped_queryset(self):
+        return ContactPerson.objects.filter(
+            customer__in=visible_customers(self.request)
+        ).select_related("customer")
+
+    def get(self, request, pk):
+        contact = self.get_object()
+        return render(
+            request,
+            self.template_name,
+            {"form": ContactForm(instance=contact), "customer": contact.customer},
+        )
+
+    def post(self, request, pk):
+        contact = self.get_object()
+        form = ContactForm(request.POST, instance=contact)
+        if not form.is_valid():
+            return render(request, self.template_name, {"form": form, "customer": contact.customer})
+        services.save_contact(form, contact.customer, actor=request.user, request=request)
+        messages.success(request, "The contact was saved.")
+        return redirect("customer-contacts", pk=contact.customer_id)
+
+
+class AccessGroupListView(MemberRequiredMixin, TemplateView):
+    template_name = "customers/access_groups.html"
+    required_capability = Capability.MANAGE_USERS
+
+    def get_context_data(self, **kwargs):
+        groups = AccessGroup.objects.prefetch_related(
+            Prefetch("members", to_attr="people")
+        ).order_by("name")
+        form = kwargs.pop("form", None) or AccessGroupForm(entity=self.request.tenancy.entity)
+        return super().get_context_data(groups=groups, form=form, **kwargs)
+
+    def post(self, request):
+        form = AccessGroupForm(request.POST, entity=request.tenancy.entity)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form))
+        group = services.save_access_group(form, actor=request.user, request=request)
+        messages.success(request, f"The group {group.name} was created.")
+        return redirect("access-groups")
+
+
+class AccessGroupEditView(ScopedObjectMixin, View):
+    model = AccessGroup
+    required_capability = Capability.MANAGE_USERS
+    template_name = "customers/access_group_form.html"
+
+    def get(self, request, pk):
+        group = self.get_object()
+        form = AccessGroupForm(instance=group, entity=request.tenancy.entity)
+        return render(request, self.template_name, {"form": form, "group": group})
+
+    def post(self, request, pk):
+        group = self.get_object()
+        form = AccessGroupForm(request.POST, instance=group, entity=request.tenancy.entity)
+        if not form.is_valid():
+            return render(request, self.template_name, {"form": form, "group": group})
+        services.save_access_group(form, actor=request.user, request=request)
+        messages.success(request, f"The group {group.name} was saved.")
+        return redirect("access-groups")

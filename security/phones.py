@@ -51,11 +51,12 @@ def _parse(raw, region):
         raise _error("unparseable") from None
 
 
-def normalize_phone(raw, region=None):
+def normalize_phone(raw, region=None, mobile_only=True):
     """Return `raw` as an E.164 string ("+4791234567") or raise ValidationError.
 
     Numbers without a "+country" prefix are read as numbers of `region` (an ISO 3166
-    country code, default settings.PHONE_DEFAULT_REGION).
+    country code, default settings.PHONE_DEFAULT_REGION). With `mobile_only` (numbers that
+    will get SMS) numbers that cannot receive text messages are refused.
     """
     raw = (raw or "").strip()
     if not raw:
@@ -69,7 +70,7 @@ def normalize_phone(raw, region=None):
         raise _error("too_long")
     if possible != ValidationResult.IS_POSSIBLE or not phonenumbers.is_valid_number(number):
         raise _error("invalid")
-    if phonenumbers.number_type(number) in NOT_SMS_CAPABLE:
+    if mobile_only and phonenumbers.number_type(number) in NOT_SMS_CAPABLE:
         raise _error("not_mobile")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
@@ -109,14 +110,18 @@ class PhoneNumberField(forms.CharField):
 
     default_error_messages = {"required": MESSAGES["required"]}
 
-    def __init__(self, *, region=None, **kwargs):
+    def __init__(self, *, region=None, mobile_only=True, **kwargs):
         self.region = region
+        self.mobile_only = mobile_only
         kwargs.setdefault("widget", forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}))
-        kwargs.setdefault("help_text", f"A mobile number, for example {EXAMPLE}.")
+        if mobile_only:
+            kwargs.setdefault("help_text", f"A mobile number, for example {EXAMPLE}.")
+        else:
+            kwargs.setdefault("help_text", "With the country code if it is abroad.")
         super().__init__(**kwargs)
 
     def to_python(self, value):
         value = super().to_python(value)
         if value in self.empty_values:
             return value
-        return normalize_phone(value, region=self.region)
+        return normalize_phone(value, region=self.region, mobile_only=self.mobile_only)

@@ -3,12 +3,17 @@
 from django import forms
 from django.core.validators import MinValueValidator
 
+from accounts.roles import RESTRICTABLE_ROLES, Role
 from security.models import SecurityPolicy
 from security.policy import looser_than_inherited
 
 # Only settings the product enforces are editable: a switch that does nothing would give
 # admins a false sense of security. Role restrictions and link validity are stored in
 # SecurityPolicy already and join these lists with the features that enforce them.
+RESTRICTION_LABELS = {
+    "managed": "sees only the customers they manage (as collector)",
+    "assigned": "sees only the customers assigned to them",
+}
 COMMON_FIELDS = [
     "password_max_age_days",
     "inactivity_limit_months",
@@ -16,7 +21,7 @@ COMMON_FIELDS = [
     "ip_allowlist_enabled",
     "ip_code_recipient",
 ]
-ENTITY_FIELDS = COMMON_FIELDS
+ENTITY_FIELDS = COMMON_FIELDS + ["restricted_roles"]
 
 
 class PolicyFormMixin:
@@ -64,6 +69,17 @@ class GroupPolicyForm(PolicyFormMixin, forms.ModelForm):
 
 
 class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
+    restricted_roles = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Restrict customer visibility by role",
+        help_text="Unticked roles see every customer of the entity.",
+        choices=[
+            (role.value, f"{role.label}: {RESTRICTION_LABELS[scope]}")
+            for role, scope in RESTRICTABLE_ROLES.items()
+        ],
+    )
+
     class Meta:
         model = SecurityPolicy
         fields = ENTITY_FIELDS
@@ -92,3 +108,6 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
                     if problem:
                         self.add_error(name, problem)
         return cleaned
+
+    def clean_restricted_roles(self):
+        return sorted(Role(value).value for value in self.cleaned_data["restricted_roles"])

@@ -4,7 +4,7 @@ whose model has no factory here, so a new view cannot skip the check."""
 
 from accounts.models import User
 from accounts.tenancy import system_code
-from customers.models import Customer
+from customers.models import AccessGroup, ContactPerson, Customer, Secret
 from security.models import AllowedNetwork, AuditEvent
 
 
@@ -35,9 +35,44 @@ def allowed_network(entity):
     return AllowedNetwork.objects.create(policy=policy, network="203.0.113.0/24", label="Office")
 
 
+def contact(entity):
+    from customers.models import ContactPerson
+
+    owner = customer(entity, number=f"C-{ContactPerson.objects.with_scopes_disabled().count() + 1}")
+    with system_code():
+        return ContactPerson.objects.create(entity=entity, customer=owner, name="Kari Nordmann")
+
+
+def access_group(entity):
+    from customers.models import AccessGroup
+
+    with system_code():
+        return AccessGroup.objects.create(entity=entity, name="Legal")
+
+
+def secret(entity):
+    """A secret shared with a group holding every member of `entity` (so its admin, the
+    positive control, may read it)."""
+    from accounts.models import Membership
+    from customers.models import Secret
+
+    group = access_group(entity)
+    owner = customer(entity, number="S-1")
+    with system_code():
+        group.members.set(Membership.objects.filter(entity=entity).values_list("user", flat=True))
+        item = Secret(entity=entity, customer=owner, title="Payment plan")
+        item.set_body("Agreed by phone")
+        item.save()
+        item.groups.set([group])
+    return item
+
+
 OBJECT_FACTORIES = {
     Customer: customer,
     AuditEvent: audit_event,
     User: person,
     AllowedNetwork: allowed_network,
+    ContactPerson: contact,
+    AccessGroup: access_group,
+    Secret: secret,
 }

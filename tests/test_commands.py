@@ -13,7 +13,7 @@ from accounts.roles import Role
 from accounts.sessions import SessionStore
 from accounts.tenancy import system_code
 from config.celery import app
-from customers.models import Customer
+from customers.models import Customer, CustomerAssignment
 
 
 @pytest.fixture
@@ -41,7 +41,9 @@ def test_demo_data_creates_a_user_for_every_role_and_is_idempotent(db, password_
     assert roles == set(Role.values)
     assert Entity.objects.filter(group__name=demo_data.GROUP_NAME).count() == 2
     with system_code():
-        assert Customer.objects.count() == 5
+        expected = sum(len(rows) for rows in demo_data.DEMO_CUSTOMERS.values())
+        assert Customer.objects.count() == expected
+        assert CustomerAssignment.objects.count() == sum(map(len, demo_data.ASSIGNED_TO.values()))
     for email, *_ in demo_data.DEMO_USERS:
         assert User.objects.get(email=email).check_password(password)
 

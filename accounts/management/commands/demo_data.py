@@ -7,6 +7,7 @@ and `build()` with their own demo data.
 import os
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from dateutil.relativedelta import relativedelta
@@ -20,7 +21,14 @@ from django.utils import timezone
 from accounts.models import Entity, EntityGroup, GroupMembership, Membership, User
 from accounts.roles import Role
 from accounts.tenancy import system_code
-from customers.models import Customer
+from customers.models import (
+    AccessGroup,
+    ContactPerson,
+    Customer,
+    CustomerAssignment,
+    Invoice,
+    Secret,
+)
 from security.models import AllowedNetwork, SecurityPolicy
 
 GROUP_NAME = "Nordlys Group"
@@ -55,11 +63,27 @@ DEMO_CUSTOMERS = {
         ("10001", "Bergen Bygg AS", "912345678"),
         ("10002", "Tromsø Fisk AS", "923456789"),
         ("10003", "Oslo Optikk AS", "934567890"),
+        ("10004", "Stavanger Sveis AS", "945678901"),
+        ("10005", "Bodø Bakeri AS", "956789012"),
+        ("10006", "Ålesund Ål AS", "967890123"),
     ],
     "nordlys-inkasso": [
         ("20001", "Göteborg Glas AB", "5560123456"),
         ("20002", "Malmö Möbler AB", "5560234567"),
     ],
+}
+
+# Who manages / follows which demo customer of Nordlys Finans AS (its policy restricts the
+# Collector and Sales roles to their own customers).
+COLLECTOR_OF = {
+    "10001": "collector@demo.example",
+    "10002": "collector@demo.example",
+    "10004": "credit-manager@demo.example",
+}
+ASSIGNED_TO = {
+    "10002": ["sales@demo.example"],
+    "10003": ["sales@demo.example", "guest@demo.example"],
+    "10005": ["sales-admin@demo.example"],
 }
 
 PASSWORD_FILE = Path(settings.BASE_DIR) / ".demo_password"
@@ -107,6 +131,10 @@ class Command(BaseCommand):
         PASSWORD_FILE.write_text(generated + "\n", encoding="utf-8")
         PASSWORD_FILE.chmod(0o600)
         return generated, f"generated, kept in {PASSWORD_FILE.name}"
+
+
+def slug_of(name):
+    return "".join(ch for ch in name.lower().split()[0] if ch.isalnum()) or "kunde"
 
 
 def build(password):
@@ -158,10 +186,61 @@ def build(password):
         User.objects.filter(email=email).update(
             last_active_at=now - relativedelta(months=months), is_active=True
         )
+    users = {u.email: u for u in User.objects.filter(email__endswith="@demo.example")}
+    customers = {}
     for slug, rows in DEMO_CUSTOMERS.items():
         for number, name, org in rows:
-            Customer.objects.update_or_create(
+            customers[number], _ = Customer.objects.update_or_create(
                 entity=entities[slug],
                 number=number,
-                defaults={"name": name, "organisation_number": org},
+                defaults={
+                    "name": name,
+                    "organisation_number": org,
+                    "email": f"post@{slug_of(name)}.example",
+                    "address": f"{name}\nStorgata {number[-2:]}\n0155 Oslo",
+                    "collector": users.get(COLLECTOR_OF.get(number)),
+                },
             )
+            customer = customers[number]
+            ContactPerson.objects.get_or_create(
+                entity=customer.entity,
+                customer=customer,
+                name=f"Kontakt {name.split()[0]}",
+                defaults={"title": "Økonomisjef", "email": f"okonomi@{slug_of(name)}.example"},
+            )
+            for index, (amount, paid) in enumerate([("12500.00", "12500.00"), ("8300.50", "0")]):
+                Invoice.objects.get_or_create(
+                    entity=customer.entity,
+                    number=f"{number}-{index + 1}",
+                    defaults={
+                        "customer": customer,
+                        "issued_on": now.date() - timedelta(days=40 - index * 20),
+                        "due_on": now.date() - timedelta(days=10 - index * 20),
+                        "amount": Decimal(amount),
+                        "amount_paid": Decimal(paid),
+                    },
+                )
+    for number, emails in ASSIGNED_TO.items():
+        customer = customers[number]
+        for email in emails:
+            CustomerAssignment.objects.get_or_create(
+                entity=customer.entity, customer=customer, user=users[email]
+            )
+    finans = entities["nordlys-finans"]
+    SecurityPolicy.objects.filter(entity=finans).update(
+        restricted_roles=[Role.COLLECTOR.value, Role.SALES.value]
+    )
+    legal, _ = AccessGroup.objects.get_or_create(entity=finans, name="Legal")
+    legal.members.add(users["admin@demo.example"], users["credit-manager@demo.example"])
+    if not Secret.objects.filter(customer=customers["10001"], title="Payment plan").exists():
+        secret = Secret(
+            entity=finans,
+            customer=customers["10001"],
+            title="Payment plan",
+            created_by=users["admin@demo.example"],
+        )
+        secret.set_body(
+            "Agreed by phone: 3 instalments, first on the 15th. Do not send to collection."
+        )
+        secret.save()
+        secret.groups.set([legal])

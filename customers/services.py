@@ -1,0 +1,112 @@
+"""Writes to customers, contacts, assignments, secrets and access groups; each audited."""
+
+from django.db import transaction
+
+from customers.models import CustomerAssignment, Secret
+from security.audit import record
+
+AUDITED_CUSTOMER_FIELDS = [
+    "number",
+    "name",
+    "organisation_number",
+    "email",
+    "phone",
+    "address",
+    "delivery_address",
+    "collector",
+    "notes",
+]
+
+
+def save_customer(form, *, actor, request):
+    """Save a CustomerForm and its assignments; audit which fields changed."""
+    creating = form.instance.pk is None
+    changed = [f for f in form.changed_data if f in AUDITED_CUSTOMER_FIELDS]
+    with transaction.atomic():
+        customer = form.save()
+        wanted = {user.pk for user in form.cleaned_data["assigned"]}
+        current = set(customer.assignments.values_list("user_id", flat=True))
+        CustomerAssignment.objects.filter(customer=customer, user_id__in=current - wanted).delete()
+        CustomerAssignment.objects.bulk_create(
+            [
+                CustomerAssignment(entity=customer.entity, customer=customer, user_id=user_id)
+                for user_id in wanted - current
+            ]
+        )
+        data = {"fields": changed}
+        if wanted != current:
+            data["assigned_added"] = sorted(wanted - current)
+            data["assigned_removed"] = sorted(current - wanted)
+        record(
+            "customer.created" if creating else "customer.updated",
+            actor=actor,
+            entity=customer.entity,
+            target=customer,
+            request=request,
+            data=data,
+        )
+    return customer
+
+
+def save_contact(form, customer, *, actor, request):
+    creating = form.instance.pk is None
+    contact = form.save(commit=False)
+    contact.customer = customer
+    contact.entity = customer.entity
+    contact.save()
+    record(
+        "customer.contact.created" if creating else "customer.contact.updated",
+        actor=actor,
+        entity=customer.entity,
+        target=customer,
+        request=request,
+        data={"contact": contact.pk, "fields": form.changed_data},
+    )
+    return contact
+
+
+def create_secret(customer, *, title, body, groups, actor, request):
+    with transaction.atomic():
+        secret = Secret(customer=customer, entity=customer.entity, title=title, created_by=actor)
+        secret.set_body(body)
+        secret.save()
+        secret.groups.set(groups)
+        # The title and groups are logged; the body never is.
+        record(
+            "secret.created",
+            actor=actor,
+            entity=customer.entity,
+            target=customer,
+            request=request,
+            data={"secret": secret.pk, "groups": sorted(g.name for g in groups)},
+        )
+    return secret
+
+
+def reveal_secret(secret, *, actor, request):
+    """The body, for one reader; every reveal is an audit event."""
+    record(
+        "secret.revealed",
+        actor=actor,
+        entity=secret.entity,
+        target=secret.customer,
+        request=request,
+        data={"secret": secret.pk, "title": secret.title},
+    )
+    return secret.body
+
+
+def save_access_group(form, *, actor, request):
+    creating = form.instance.pk is None
+    before = set() if creating else set(form.instance.members.values_list("pk", flat=True))
+    group = form.save()
+    after = set(group.members.values_list("pk", flat=True))
+    record(
+        "access_group.created" if creating else "access_group.updated",
+        actor=actor,
+        entity=group.entity,
+        target=group,
+        request=request,
+        data={"added": sorted(after - before), "removed": sorted(before - after)},
+    )
+    return group

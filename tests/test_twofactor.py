@@ -305,7 +305,7 @@ def test_key_rotation_re_encrypts_the_secrets(world, clock):
         assert device.verify_token(code_at(device))
         out = StringIO()
         call_command("rotate_encryption_keys", stdout=out)
-    assert "Re-encrypted 1 authenticator secret(s)" in out.getvalue()
+    assert "Re-encrypted under the newest key: 1 authenticator secret(s)" in out.getvalue()
 
     after = stored_key(device)
     assert after != before
@@ -331,7 +331,7 @@ def test_rotation_stops_at_a_secret_no_key_decrypts(world):
         device, _ = give_authenticator(world.users[Role.GUEST])
     before = stored_key(device)
     with override_settings(FIELD_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
-        with pytest.raises(Exception, match=f"Authenticator {device.pk}"):
+        with pytest.raises(Exception, match=f"Authenticator secret {device.pk}:"):
             call_command("rotate_encryption_keys", stdout=StringIO())
     assert stored_key(device) == before
 

@@ -1,24 +1,35 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.tenancy import system_code
+from customers.models import Secret
 from security.crypto import DecryptionError, rotate
 from security.models import EncryptedTOTPDevice
+
+# Every (model, field) holding data encrypted with security.crypto.
+ENCRYPTED_FIELDS = [
+    (EncryptedTOTPDevice, "encrypted_key", "authenticator secret"),
+    (Secret, "encrypted_body", "customer secret"),
+]
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every secret stored at rest under the newest key of "
-        "FIELD_ENCRYPTION_KEYS, so older keys can then be removed."
+        "Re-encrypt everything stored encrypted at rest under the newest key of "
+        "FIELD_ENCRYPTION_KEYS, so older keys can then be removed. All or nothing."
     )
 
     def handle(self, *args, **options):
-        done = 0
-        with transaction.atomic():
-            for device in EncryptedTOTPDevice.objects.select_for_update().iterator():
-                try:
-                    device.encrypted_key = rotate(device.encrypted_key)
-                except DecryptionError as exc:
-                    raise CommandError(f"Authenticator {device.pk}: {exc}") from None
-                device.save(update_fields=["encrypted_key"])
-                done += 1
-        self.stdout.write(f"Re-encrypted {done} authenticator secret(s) under the newest key.")
+        counts = {}
+        with system_code(), transaction.atomic():
+            for model, field, label in ENCRYPTED_FIELDS:
+                counts[label] = 0
+                for row in model.objects.select_for_update().order_by("pk").iterator():
+                    try:
+                        setattr(row, field, rotate(getattr(row, field)))
+                    except DecryptionError as exc:
+                        raise CommandError(f"{label.capitalize()} {row.pk}: {exc}") from None
+                    row.save(update_fields=[field])
+                    counts[label] += 1
+        summary = ", ".join(f"{count} {label}(s)" for label, count in counts.items())
+        self.stdout.write(f"Re-encrypted under the newest key: {summary}.")

@@ -11,6 +11,7 @@ urlpatterns = [
     path("settings/", include("security.settings_urls")),
     path("settings/", include(customer_urls.settings_urlpatterns)),
     path("account/", include("security.account_urls")),
+    path("", include("consent.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -1,10 +1,16 @@
 from django.urls import path
 
-from customers import views
+from customers import import_views, views
 
 urlpatterns = [
     path("", views.CustomerListView.as_view(), name="customer-list"),
     path("new/", views.CustomerCreateView.as_view(), name="customer-create"),
+    path("import/", import_views.CustomerImportView.as_view(), name="customer-import"),
+    path(
+        "import/confirm/",
+        import_views.CustomerImportConfirmView.as_view(),
+        name="customer-import-confirm",
+    ),
     path("<int:pk>/", views.CustomerCardView.as_view(), name="customer-detail"),
     path("<int:pk>/edit/", views.CustomerEditView.as_view(), name="customer-edit"),
     path("<int:pk>/contacts/", views.CustomerContactsView.as_view(), name="customer-contacts"),
@@ -12,6 +18,8 @@ urlpatterns = [
     path("<int:pk>/invoices/", views.CustomerInvoicesView.as_view(), name="customer-invoices"),
     path("<int:pk>/secrets/", views.CustomerSecretsView.as_view(), name="customer-secrets"),
     path("<int:pk>/history/", views.CustomerHistoryView.as_view(), name="customer-history"),
+    path("<int:pk>/anonymise/", views.AnonymiseView.as_view(), name="customer-anonymise"),
+    path("invoices/<int:pk>/copy/", views.InvoiceCopyView.as_view(), name="invoice-copy"),
     path("contacts/<int:pk>/edit/", views.ContactEditView.as_view(), name="contact-edit"),
     path("secrets/<int:pk>/reveal/", views.SecretRevealView.as_view(), name="secret-reveal"),
 ]

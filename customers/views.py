@@ -10,7 +10,8 @@ from django.views.generic import DetailView, TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
-from customers import services
+from consent.services import consent_matrix, purposes_for
+from customers import anonymisation, services
 from customers.forms import (
     AccessGroupForm,
     ContactForm,
@@ -18,7 +19,14 @@ from customers.forms import (
     CustomerSearchForm,
     SecretForm,
 )
-from customers.models import AccessGroup, ContactPerson, Customer, CustomerAssignment, Secret
+from customers.models import (
+    AccessGroup,
+    ContactPerson,
+    Customer,
+    CustomerAssignment,
+    Invoice,
+    Secret,
+)
 from customers.selectors import (
     ledger_balance,
     readable_secrets,
@@ -79,6 +87,7 @@ class CustomerMixin(ScopedObjectMixin):
     def card_context(self, customer):
         tenancy = self.request.tenancy
         return {
+            "menu_contacts": list(ContactPerson.objects.filter(customer=customer)[:20]),
             "customer": customer,
             "tab": self.tab,
             "why": why_visible(request_scope(self.request), customer),
@@ -107,7 +116,13 @@ class CustomerContactsView(CustomerMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(self.card_context(self.object))
-        context["contacts"] = ContactPerson.objects.filter(customer=self.object)
+        contacts = list(ContactPerson.objects.filter(customer=self.object))
+        purposes = purposes_for(self.request.tenancy.entity)
+        matrix = consent_matrix(contacts, purposes)
+        context["purposes"] = purposes
+        context["rows"] = [
+            {"contact": c, "consents": [matrix[c.pk][p.pk] for p in purposes]} for c in contacts
+        ]
         return context
 
 
@@ -319,3 +334,75 @@ class AccessGroupEditView(ScopedObjectMixin, View):
         services.save_access_group(form, actor=request.user, request=request)
         messages.success(request, f"The group {group.name} was saved.")
         return redirect("access-groups")
+
+
+class AnonymiseView(CustomerMixin, View):
+    """Preflight (balance, contacts, secrets, mentions elsewhere), then the confirmed,
+    irreversible anonymisation."""
+
+    required_capability = Capability.EDIT_CUSTOMERS
+    template_name = "customers/anonymise.html"
+
+    def page(self, customer, error=None):
+        context = self.card_context(customer)
+        context.update(check=anonymisation.preflight(customer), error=error)
+        return render(self.request, self.template_name, context)
+
+    def get(self, request, pk):
+        return self.page(self.get_object())
+
+    def post(self, request, pk):
+        customer = self.get_object()
+        try:
+            anonymisation.anonymise(
+                customer.pk,
+                confirmation=request.POST.get("confirm_number", ""),
+                actor=request.user,
+                request=request,
+            )
+        except anonymisation.AnonymisationRefused as refused:
+            return self.page(customer, error=refused.message)
+        messages.success(request, "The customer was anonymised. This cannot be undone.")
+        return redirect("customer-detail", pk=customer.pk)
+
+
+class InvoiceCopyView(ScopedObjectMixin, View):
+    """An invoice copy from the invoice and the customer's current data (printable, PDF)."""
+
+    model = Invoice
+    required_capability = Capability.VIEW_CUSTOMERS
+
+    def get_scoped_queryset(self):
+        return Invoice.objects.filter(customer__in=visible_customers(self.request)).select_related(
+            "customer", "entity"
+        )
+
+    def get(self, request, pk):
+        invoice = self.get_object()
+        context = invoice_copy_context(invoice)
+        if request.GET.get("format") == "pdf":
+            from documents.pdf import invoice_copy_pdf, pdf_response
+
+            return pdf_response(invoice_copy_pdf(context), f"invoice-{invoice.number}.pdf")
+        return render(request, "customers/invoice_copy.html", context)
+
+
+def invoice_copy_context(invoice):
+    customer = invoice.customer
+    anonymous = customer.anonymised_at is not None
+
+    def shown(value):
+        return anonymisation.ANONYM if anonymous else (value or "")
+
+    return {
+        "invoice": invoice,
+        "entity": invoice.entity,
+        "customer_fields": [
+            ("Customer", shown(customer.name)),
+            ("Customer number", customer.number),
+            ("Organisation number", shown(customer.organisation_number)),
+            ("Address", shown(customer.address)),
+            ("Email", shown(customer.email)),
+            ("Phone", shown(customer.phone)),
+        ],
+    }

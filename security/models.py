@@ -28,6 +28,12 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise AppendOnlyError("Audit events cannot be deleted.")
 
+    def erase_personal_data(self):
+        """The one sanctioned change to the log: when a customer is anonymised, earlier
+        events about it keep who did what and when, but lose the label and details that
+        may name the person."""
+        return models.QuerySet.update(self, target_label="Anonym", data={})
+
     def visible_to(self, tenancy):
         """Events an admin of the current entity may see: the entity's own events, its
         members' sign-ins, and -- for main admins -- the multi-entity access's events."""

@@ -4,7 +4,8 @@ whose model has no factory here, so a new view cannot skip the check."""
 
 from accounts.models import User
 from accounts.tenancy import system_code
-from customers.models import AccessGroup, ContactPerson, Customer, Secret
+from consent.models import DataProcessor
+from customers.models import AccessGroup, ContactPerson, Customer, Invoice, Secret
 from security.models import AllowedNetwork, AuditEvent
 
 
@@ -67,6 +68,33 @@ def secret(entity):
     return item
 
 
+def invoice(entity):
+    import datetime
+    from decimal import Decimal
+
+    from customers.models import Invoice
+
+    owner = customer(entity, number="I-1")
+    with system_code():
+        return Invoice.objects.create(
+            entity=entity,
+            customer=owner,
+            number="F-1001",
+            issued_on=datetime.date(2026, 1, 5),
+            due_on=datetime.date(2026, 1, 19),
+            amount=Decimal("100.00"),
+        )
+
+
+def data_processor(entity):
+    from consent.models import DataProcessor
+
+    with system_code():
+        return DataProcessor.objects.create(
+            entity=entity, name="Mailfabrikken AS", purpose="Email delivery", country="Norway"
+        )
+
+
 OBJECT_FACTORIES = {
     Customer: customer,
     AuditEvent: audit_event,
@@ -75,4 +103,6 @@ OBJECT_FACTORIES = {
     ContactPerson: contact,
     AccessGroup: access_group,
     Secret: secret,
+    Invoice: invoice,
+    DataProcessor: data_processor,
 }

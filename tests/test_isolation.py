@@ -13,7 +13,7 @@ from tests.factories import OBJECT_FACTORIES
 
 SKIPPED_NAMESPACES = {"admin"}  # Django admin: platform operators only, no tenant data.
 # Routes whose parameters are secrets checked by the view itself, not object ids.
-TOKEN_ROUTES = {"password_reset_confirm"}
+TOKEN_ROUTES = {"password_reset_confirm", "consent-self-service"}
 
 
 def walk(patterns, prefix="", namespace=None):

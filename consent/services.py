@@ -1,0 +1,177 @@
+"""Consents: default purposes, reading the current state, changing it (always with a
+ledger entry), and the signed self-service link."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from consent.models import (
+    Channel,
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentState,
+    LegalBasis,
+    PrivacySettings,
+)
+from security.audit import record
+
+DEFAULT_PURPOSES = [
+    (
+        "Invoices and reminders by email",
+        Channel.EMAIL,
+        LegalBasis.CONTRACT,
+        "Invoices, payment reminders and account statements sent by email.",
+    ),
+    (
+        "Reminders by SMS",
+        Channel.SMS,
+        LegalBasis.CONSENT,
+        "Payment reminders and notices by text message.",
+    ),
+    (
+        "Phone calls",
+        Channel.PHONE,
+        LegalBasis.LEGITIMATE_INTEREST,
+        "Calls about invoices and payments.",
+    ),
+    (
+        "Newsletter",
+        Channel.EMAIL,
+        LegalBasis.CONSENT,
+        "News and offers by email. You can say no at any time.",
+    ),
+    ("Letters by post", Channel.POST, LegalBasis.CONTRACT, "Invoices and notices by post."),
+]
+
+LINK_SALT = "consent.self-service"
+
+
+def purposes_for(entity):
+    """The entity's active purposes; a new entity gets the defaults on first use."""
+    purposes = ConsentPurpose.objects.filter(entity=entity, active=True)
+    if not ConsentPurpose.objects.filter(entity=entity).exists():
+        ConsentPurpose.objects.bulk_create(
+            [
+                ConsentPurpose(
+                    entity=entity,
+                    name=name,
+                    channel=channel,
+                    legal_basis=basis,
+                    description=description,
+                    position=position,
+                )
+                for position, (name, channel, basis, description) in enumerate(DEFAULT_PURPOSES)
+            ],
+            ignore_conflicts=True,
+        )
+    return list(purposes)
+
+
+def privacy_of(entity):
+    return PrivacySettings.objects.get_or_create(entity=entity)[0]
+
+
+def consent_matrix(contacts, purposes):
+    """{contact_id: {purpose_id: granted}} for these contacts (one query)."""
+    matrix = {contact.pk: {p.pk: False for p in purposes} for contact in contacts}
+    states = ConsentState.objects.filter(contact__in=contacts, purpose__in=purposes)
+    for state in states:
+        matrix[state.contact_id][state.purpose_id] = state.granted
+    return matrix
+
+
+def set_consents(
+    contact, values, *, source, now=None, actor=None, ip=None, user_agent="", policy_version=""
+):
+    """Apply {purpose: granted}; every real change writes a ledger row with the state.
+    Returns the events written."""
+    now = now or timezone.now()
+    events = []
+    with transaction.atomic():
+        states = {
+            s.purpose_id: s
+            for s in ConsentState.objects.select_for_update().filter(contact=contact)
+        }
+        for purpose, granted in values.items():
+            state = states.get(purpose.pk)
+            old = state.granted if state is not None else None
+            if old is not None and old == granted:
+                continue
+            # A first answer is recorded even when it is "no": the ledger shows who said
+            # what, and when.
+            if state is None:
+                ConsentState.objects.create(
+                    entity=contact.entity,
+                    contact=contact,
+                    purpose=purpose,
+                    granted=granted,
+                    updated_at=now,
+                )
+            else:
+                ConsentState.objects.filter(pk=state.pk).update(granted=granted, updated_at=now)
+            events.append(
+                ConsentEvent(
+                    entity=contact.entity,
+                    contact=contact,
+                    purpose=purpose,
+                    old_value=old,
+                    new_value=granted,
+                    source=source,
+                    actor=actor,
+                    created_at=now,
+                    ip=ip,
+                    user_agent=(user_agent or "")[:300],
+                    privacy_policy_version=policy_version,
+                )
+            )
+        ConsentEvent.objects.bulk_create(events)
+    return events
+
+
+def make_link_token(contact):
+    """A signed token naming the contact and entity; its age is inside the signature."""
+    return signing.dumps({"c": contact.pk, "e": contact.entity_id}, salt=LINK_SALT, compress=True)
+
+
+class LinkError(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def read_link_token(token, *, max_age_days):
+    try:
+        data = signing.loads(token, salt=LINK_SALT, max_age=timedelta(days=max_age_days))
+    except signing.SignatureExpired:
+        raise LinkError("This link has expired.") from None
+    except signing.BadSignature:
+        raise LinkError("This link is not valid.") from None
+    return data.get("c"), data.get("e")
+
+
+def send_consent_link(contact, *, actor, request):
+    token = make_link_token(contact)
+    url = request.build_absolute_uri(reverse("consent-self-service", args=[token]))
+    from security.selectors import policy_for
+
+    days = policy_for(entity=contact.entity).interactive_link_days
+    send_mail(
+        f"Your communication preferences with {contact.entity.name}",
+        f"Hello {contact.name},\n\nYou can see and change how {contact.entity.name} may "
+        f"contact you here (the link works for {days} days):\n\n{url}\n",
+        settings.DEFAULT_FROM_EMAIL,
+        [contact.email],
+    )
+    record(
+        "consent.link_sent",
+        actor=actor,
+        entity=contact.entity,
+        target=contact.customer,
+        request=request,
+        data={"contact": contact.pk},
+    )

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from consent import views
+
+urlpatterns = [
+    path(
+        "customers/contacts/<int:pk>/consent/",
+        views.ContactConsentView.as_view(),
+        name="contact-consent",
+    ),
+    path(
+        "customers/contacts/<int:pk>/consent/send-link/",
+        views.SendConsentLinkView.as_view(),
+        name="contact-consent-link",
+    ),
+    path(
+        "customers/contacts/<int:pk>/consent-form/",
+        views.ConsentFormReportView.as_view(),
+        name="consent-form",
+    ),
+    path("settings/privacy/", views.PrivacySettingsView.as_view(), name="privacy-settings"),
+    path(
+        "settings/privacy/processors/<int:pk>/remove/",
+        views.ProcessorRemoveView.as_view(),
+        name="processor-remove",
+    ),
+    path("c/<str:token>/", views.SelfServiceView.as_view(), name="consent-self-service"),
+]

@@ -1,0 +1,300 @@
+"""Consent pages: staff editing and history, the consent form, privacy settings, and the
+customer's own self-service page (no account; a signed link)."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views import View
+from django.views.generic import TemplateView
+
+from accounts.access import MemberRequiredMixin, ScopedObjectMixin
+from accounts.roles import Capability
+from accounts.tenancy import tenant_scope
+from consent import services
+from consent.models import ConsentEvent, ConsentSource, DataProcessor, PrivacySettings
+from customers.models import ContactPerson
+from customers.selectors import visible_customers
+from security.audit import record
+from security.client_ip import client_ip
+from security.selectors import policy_for
+
+
+def consent_fields(purposes, current):
+    return [
+        {"purpose": p, "name": f"purpose_{p.pk}", "granted": current.get(p.pk, False)}
+        for p in purposes
+    ]
+
+
+def read_choices(post, purposes):
+    return {p: post.get(f"purpose_{p.pk}") == "on" for p in purposes}
+
+
+class ContactMixin(ScopedObjectMixin):
+    """A contact person of a customer the request may see (else 404)."""
+
+    model = ContactPerson
+    required_capability = Capability.VIEW_CUSTOMERS
+
+    def get_scoped_queryset(self):
+        return ContactPerson.objects.filter(
+            customer__in=visible_customers(self.request)
+        ).select_related("customer")
+
+
+class ContactConsentView(ContactMixin, View):
+    template_name = "consent/contact_consent.html"
+
+    def page(self, contact):
+        purposes = services.purposes_for(self.request.tenancy.entity)
+        current = services.consent_matrix([contact], purposes)[contact.pk]
+        return render(
+            self.request,
+            self.template_name,
+            {
+                "contact": contact,
+                "customer": contact.customer,
+                "fields": consent_fields(purposes, current),
+                "can_edit": self.request.tenancy.can(Capability.EDIT_CUSTOMERS),
+                "events": ConsentEvent.objects.filter(contact=contact).select_related(
+                    "purpose", "actor"
+                )[:100],
+            },
+        )
+
+    def get(self, request, pk):
+        return self.page(self.get_object())
+
+    def post(self, request, pk):
+        contact = self.get_object()
+        if not request.tenancy.can(Capability.EDIT_CUSTOMERS):
+            raise PermissionDenied("Your role cannot change consents.")
+        purposes = services.purposes_for(request.tenancy.entity)
+        events = services.set_consents(
+            contact,
+            read_choices(request.POST, purposes),
+            source=ConsentSource.STAFF,
+            actor=request.user,
+        )
+        if events:
+            record(
+                "consent.changed",
+                actor=request.user,
+                entity=contact.entity,
+                target=contact.customer,
+                request=request,
+                data={
+                    "contact": contact.pk,
+                    "changes": {e.purpose.name: [e.old_value, e.new_value] for e in events},
+                },
+            )
+            messages.success(request, f"Saved {len(events)} change(s) for {contact.name}.")
+        else:
+            messages.info(request, "Nothing changed.")
+        return redirect("contact-consent", pk=contact.pk)
+
+
+class SendConsentLinkView(ContactMixin, View):
+    http_method_names = ["post"]
+    required_capability = Capability.EDIT_CUSTOMERS
+
+    def post(self, request, pk):
+        contact = self.get_object()
+        if not contact.email:
+            messages.error(request, f"{contact.name} has no email address; add one first.")
+        elif contact.customer.anonymised_at:
+            messages.error(request, "This customer is anonymised.")
+        else:
+            services.send_consent_link(contact, actor=request.user, request=request)
+            messages.success(
+                request, f"A link to their consent page was emailed to {contact.email}."
+            )
+        return redirect("contact-consent", pk=contact.pk)
+
+
+class ConsentFormReportView(ContactMixin, View):
+    """Customer -> Reports -> Consent form: printable page (and PDF) for one contact."""
+
+    def get(self, request, pk):
+        contact = self.get_object()
+        context = consent_form_context(contact)
+        if request.GET.get("format") == "pdf":
+            from documents.pdf import consent_form_pdf, pdf_response
+
+            return pdf_response(consent_form_pdf(context), f"consent-form-{contact.pk}.pdf")
+        return render(request, "consent/consent_form.html", context)
+
+
+def consent_form_context(contact):
+    entity = contact.entity
+    purposes = services.purposes_for(entity)
+    current = services.consent_matrix([contact], purposes)[contact.pk]
+    return {
+        "contact": contact,
+        "customer": contact.customer,
+        "entity": entity,
+        "privacy": services.privacy_of(entity),
+        "processors": list(DataProcessor.objects.filter(entity=entity)),
+        "fields": consent_fields(purposes, current),
+    }
+
+
+class PrivacyForm(forms.ModelForm):
+    class Meta:
+        model = PrivacySettings
+        fields = ["policy_url", "policy_version"]
+
+
+class ProcessorForm(forms.ModelForm):
+    class Meta:
+        model = DataProcessor
+        fields = ["name", "purpose", "country", "agreement_date"]
+        widgets = {"agreement_date": forms.DateInput(attrs={"type": "date"})}
+
+
+class PrivacySettingsView(MemberRequiredMixin, TemplateView):
+    template_name = "consent/privacy_settings.html"
+    required_capability = Capability.MANAGE_ENTITY_SECURITY
+
+    def get_context_data(self, **kwargs):
+        entity = self.request.tenancy.entity
+        privacy = services.privacy_of(entity)
+        kwargs.setdefault("form", PrivacyForm(instance=privacy))
+        kwargs.setdefault("processor_form", ProcessorForm())
+        return super().get_context_data(processors=DataProcessor.objects.all(), **kwargs)
+
+    def post(self, request):
+        entity = request.tenancy.entity
+        if request.POST.get("action") == "processor":
+            form = ProcessorForm(request.POST, instance=DataProcessor(entity=entity))
+            if not form.is_valid():
+                return self.render_to_response(self.get_context_data(processor_form=form))
+            processor = form.save()
+            record(
+                "privacy.processor.added",
+                actor=request.user,
+                entity=entity,
+                target=processor,
+                request=request,
+                data={"name": processor.name},
+            )
+            messages.success(request, f"{processor.name} was added.")
+            return redirect("privacy-settings")
+        privacy = services.privacy_of(entity)
+        old = {"policy_url": privacy.policy_url, "policy_version": privacy.policy_version}
+        form = PrivacyForm(request.POST, instance=privacy)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form))
+        form.save()
+        changes = {
+            k: [v, form.cleaned_data[k]] for k, v in old.items() if v != form.cleaned_data[k]
+        }
+        if changes:
+            record(
+                "privacy.settings.changed",
+                actor=request.user,
+                entity=entity,
+                request=request,
+                data={"changes": changes},
+            )
+        messages.success(request, "The privacy settings were saved.")
+        return redirect("privacy-settings")
+
+
+class ProcessorRemoveView(ScopedObjectMixin, View):
+    model = DataProcessor
+    required_capability = Capability.MANAGE_ENTITY_SECURITY
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        processor = self.get_object()
+        processor.delete()
+        record(
+            "privacy.processor.removed",
+            actor=request.user,
+            entity=request.tenancy.entity,
+            request=request,
+            data={"name": processor.name},
+        )
+        messages.success(request, f"{processor.name} was removed.")
+        return redirect("privacy-settings")
+
+
+# --- Self-service (public) -------------------------------------------------------------------
+
+
+def _private(response):
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+class SelfServiceView(View):
+    """The contact's own consent page. A GET shows; only the submitted form changes."""
+
+    template_name = "consent/self_service.html"
+
+    def resolve(self, token):
+        """(contact, None) or (None, message), checking signature, age and the customer."""
+        from accounts.tenancy import system_code
+        from customers.models import ContactPerson
+
+        try:
+            contact_id, entity_id = services.read_link_token(token, max_age_days=3650)
+        except services.LinkError as exc:
+            return None, exc.message
+        with system_code():
+            contact = (
+                ContactPerson.objects.filter(pk=contact_id, entity_id=entity_id)
+                .select_related("customer", "entity")
+                .first()
+            )
+            if contact is None or contact.customer.anonymised_at:
+                return None, "This link is no longer valid."
+            days = policy_for(entity=contact.entity).interactive_link_days
+        try:
+            services.read_link_token(token, max_age_days=days)
+        except services.LinkError as exc:
+            return None, exc.message
+        return contact, None
+
+    def dead(self, request, message):
+        return _private(render(request, "consent/link_dead.html", {"message": message}, status=410))
+
+    def page(self, request, contact, saved=False, notice=None):
+        with tenant_scope(contact.entity):
+            context = consent_form_context(contact)
+        context.update(saved=saved, notice=notice)
+        return _private(render(request, self.template_name, context))
+
+    def get(self, request, token):
+        contact, problem = self.resolve(token)
+        if problem:
+            return self.dead(request, problem)
+        return self.page(request, contact)
+
+    def post(self, request, token):
+        contact, problem = self.resolve(token)
+        if problem:
+            return self.dead(request, problem)
+        with tenant_scope(contact.entity):
+            privacy = services.privacy_of(contact.entity)
+            if request.POST.get("policy_version", "") != privacy.policy_version:
+                return self.page(
+                    request,
+                    contact,
+                    notice="The privacy policy changed while the page was open. "
+                    "Read it and save again.",
+                )
+            purposes = services.purposes_for(contact.entity)
+            services.set_consents(
+                contact,
+                read_choices(request.POST, purposes),
+                source=ConsentSource.SELF_SERVICE,
+                ip=client_ip(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                policy_version=privacy.policy_version,
+            )
+        return self.page(request, contact, saved=True)

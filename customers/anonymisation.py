@@ -1,0 +1,150 @@
+"""GDPR erasure of a customer: a preflight for manual review, then an atomic, irreversible
+anonymisation that keeps the customer record, its invoices and amounts.
+
+The customer row is locked for the whole anonymisation, and `create_invoice` locks it
+too, so a new invoice either waits and is then refused, or comes first and makes the
+anonymisation refuse: never an anonymised customer with a balance.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from consent.models import ConsentEvent
+from customers.models import ContactPerson, Customer, Invoice, Secret
+from customers.selectors import ledger_balance
+from security.audit import record
+from security.models import AuditEvent
+
+ANONYM = "Anonym"
+
+
+class AnonymisationRefused(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Mention:
+    where: str
+    url_name: str
+    pk: int
+
+
+@dataclass
+class Preflight:
+    balance: Decimal
+    contacts: list
+    secrets: int
+    names: list
+    mentions: list = field(default_factory=list)
+
+    @property
+    def allowed(self):
+        return self.balance == 0
+
+
+def names_of(customer, contacts):
+    names = [customer.name] + [c.name for c in contacts]
+    return [n for n in dict.fromkeys(n.strip() for n in names) if len(n) >= 3]
+
+
+def preflight(customer):
+    contacts = list(ContactPerson.objects.filter(customer=customer))
+    names = names_of(customer, contacts)
+    mentions = []
+    if names:
+        condition = Q()
+        for name in names:
+            condition |= Q(notes__icontains=name)
+        for other in Customer.objects.filter(condition).exclude(pk=customer.pk)[:50]:
+            mentions.append(Mention(f"Notes of customer {other}", "customer-detail", other.pk))
+        for contact in ContactPerson.objects.filter(condition).select_related("customer")[:50]:
+            mentions.append(
+                Mention(
+                    f"Notes of contact {contact.name} ({contact.customer})",
+                    "customer-contacts",
+                    contact.customer_id,
+                )
+            )
+        text_condition = Q()
+        for name in names:
+            text_condition |= Q(text__icontains=name)
+        for invoice in Invoice.objects.filter(text_condition).select_related("customer")[:50]:
+            mentions.append(
+                Mention(
+                    f"Text of invoice {invoice.number} ({invoice.customer})",
+                    "customer-invoices",
+                    invoice.customer_id,
+                )
+            )
+    return Preflight(
+        balance=ledger_balance(customer),
+        contacts=contacts,
+        secrets=Secret.objects.filter(customer=customer).count(),
+        names=names,
+        mentions=mentions,
+    )
+
+
+def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
+    """Anonymise one customer; raises AnonymisationRefused with a message to show."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        if customer.anonymised_at:
+            raise AnonymisationRefused("This customer is already anonymised.")
+        if confirmation.strip() != customer.number:
+            raise AnonymisationRefused(
+                "Type the customer number exactly to confirm; nothing was changed."
+            )
+        balance = ledger_balance(customer)
+        if balance != 0:
+            raise AnonymisationRefused(
+                f"The customer has an outstanding balance of {balance:.2f}. The balance must "
+                "be zero before the customer can be anonymised; nothing was changed."
+            )
+        contacts = ContactPerson.objects.filter(customer=customer)
+        contact_ids = list(contacts.values_list("pk", flat=True))
+        Customer.objects.filter(pk=customer.pk).update(
+            name=ANONYM,
+            organisation_number="",
+            address="",
+            delivery_address="",
+            email="",
+            phone="",
+            notes="",
+            anonymised_at=now,
+        )
+        contacts.update(name=ANONYM, title="", email="", phone="", notes="")
+        ConsentEvent.objects.filter(contact_id__in=contact_ids).update(ip=None, user_agent="")
+        secrets = Secret.objects.filter(customer=customer)
+        secret_count = secrets.count()
+        secrets.delete()
+        AuditEvent.objects.filter(
+            target_type="customers.customer", target_id=str(customer.pk)
+        ).erase_personal_data()
+        record(
+            "customer.anonymised",
+            actor=actor,
+            entity=customer.entity,
+            target=customer,
+            target_label=ANONYM,
+            request=request,
+            now=now,
+            data={"contacts": len(contact_ids), "secrets_deleted": secret_count},
+        )
+    return customer
+
+
+def create_invoice(customer_id, **fields):
+    """Create an invoice, waiting for (and refusing after) an anonymisation in progress."""
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        if customer.anonymised_at:
+            raise AnonymisationRefused("The customer is anonymised; it cannot get new invoices.")
+        return Invoice.objects.create(customer=customer, entity=customer.entity, **fields)

@@ -16,11 +16,13 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Entity, EntityGroup, GroupMembership, Membership, User
 from accounts.roles import Role
 from accounts.tenancy import system_code
+from consent.models import DataProcessor, PrivacySettings
 from customers.models import (
     AccessGroup,
     ContactPerson,
@@ -230,6 +232,21 @@ def build(password):
     SecurityPolicy.objects.filter(entity=finans).update(
         restricted_roles=[Role.COLLECTOR.value, Role.SALES.value]
     )
+    privacy, _ = PrivacySettings.objects.get_or_create(entity=finans)
+    privacy.policy_url = "https://nordlys.example/personvern"
+    privacy.policy_version = "2026-01"
+    privacy.save()
+    for name, purpose, country in [
+        ("Postnord AS", "Printing and posting invoices", "Norway"),
+        ("Mailfabrikken AS", "Sending invoice and reminder emails", "Norway"),
+    ]:
+        DataProcessor.objects.get_or_create(
+            entity=finans,
+            name=name,
+            defaults={"purpose": purpose, "country": country, "agreement_date": now.date()},
+        )
+    # 10006 has paid everything: it can be anonymised; the others have a balance.
+    Invoice.objects.filter(customer=customers["10006"]).update(amount_paid=F("amount"))
     legal, _ = AccessGroup.objects.get_or_create(entity=finans, name="Legal")
     legal.members.add(users["admin@demo.example"], users["credit-manager@demo.example"])
     if not Secret.objects.filter(customer=customers["10001"], title="Payment plan").exists():

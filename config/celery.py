@@ -32,6 +32,10 @@ app.conf.beat_schedule = {
         "task": "security.tasks.remind_expiring_passwords",
         "schedule": crontab(hour=7, minute=5),
     },
+    "purge-old-links": {
+        "task": "documents.tasks.purge_old_links",
+        "schedule": crontab(hour=4, minute=0),
+    },
     "purge-login-throttles": {
         "task": "security.tasks.purge_login_throttles",
         "schedule": crontab(minute=30),

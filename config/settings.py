@@ -255,6 +255,12 @@ TIME_ZONE = env_str("DJANGO_TIME_ZONE", "Europe/Oslo")
 USE_I18N = True
 USE_TZ = True
 
+# Uploaded documents: stored through Django's storage API, never served directly (only
+# through customer links and staff pages).
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT", str(BASE_DIR / "media")))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))

@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/", include(customer_urls.settings_urlpatterns)),
     path("account/", include("security.account_urls")),
     path("", include("consent.urls")),
+    path("", include("documents.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

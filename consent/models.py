@@ -28,6 +28,8 @@ class LegalBasis(models.TextChoices):
 class ConsentPurpose(models.Model):
     entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
     name = models.CharField(max_length=100)
+    # Set on the purposes the product itself checks before sending (e.g. reminders).
+    code = models.SlugField(max_length=40, blank=True)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     description = models.TextField(blank=True)
     legal_basis = models.CharField(

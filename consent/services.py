@@ -20,32 +20,40 @@ from consent.models import (
 )
 from security.audit import record
 
+# The purpose whose consent an emailed payment reminder needs.
+REMINDER_EMAIL = "invoice_email"
+
+# (code, name, channel, legal basis, description)
 DEFAULT_PURPOSES = [
     (
+        REMINDER_EMAIL,
         "Invoices and reminders by email",
         Channel.EMAIL,
         LegalBasis.CONTRACT,
         "Invoices, payment reminders and account statements sent by email.",
     ),
     (
+        "reminder_sms",
         "Reminders by SMS",
         Channel.SMS,
         LegalBasis.CONSENT,
         "Payment reminders and notices by text message.",
     ),
     (
+        "phone",
         "Phone calls",
         Channel.PHONE,
         LegalBasis.LEGITIMATE_INTEREST,
         "Calls about invoices and payments.",
     ),
     (
+        "newsletter",
         "Newsletter",
         Channel.EMAIL,
         LegalBasis.CONSENT,
         "News and offers by email. You can say no at any time.",
     ),
-    ("Letters by post", Channel.POST, LegalBasis.CONTRACT, "Invoices and notices by post."),
+    ("post", "Letters by post", Channel.POST, LegalBasis.CONTRACT, "Invoices and notices by post."),
 ]
 
 LINK_SALT = "consent.self-service"
@@ -59,17 +67,30 @@ def purposes_for(entity):
             [
                 ConsentPurpose(
                     entity=entity,
+                    code=code,
                     name=name,
                     channel=channel,
                     legal_basis=basis,
                     description=description,
                     position=position,
                 )
-                for position, (name, channel, basis, description) in enumerate(DEFAULT_PURPOSES)
+                for position, (code, name, channel, basis, description) in enumerate(
+                    DEFAULT_PURPOSES
+                )
             ],
             ignore_conflicts=True,
         )
     return list(purposes)
+
+
+def consent_given(contact, code):
+    """(granted, purpose) for the purpose with `code`; a missing purpose is not granted."""
+    purposes_for(contact.entity)
+    purpose = ConsentPurpose.objects.filter(entity=contact.entity, code=code).first()
+    if purpose is None:
+        return False, None
+    state = ConsentState.objects.filter(contact=contact, purpose=purpose).first()
+    return bool(state and state.granted), purpose
 
 
 def privacy_of(entity):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from consent.models import ConsentEvent
 from customers.models import ContactPerson, Customer, Invoice, Secret
 from customers.selectors import ledger_balance
+from documents.models import CustomerLink, Document, LinkUse
 from security.audit import record
 from security.models import AuditEvent
 
@@ -41,6 +42,7 @@ class Preflight:
     contacts: list
     secrets: int
     names: list
+    documents: int = 0
     mentions: list = field(default_factory=list)
 
     @property
@@ -85,6 +87,7 @@ def preflight(customer):
     return Preflight(
         balance=ledger_balance(customer),
         contacts=contacts,
+        documents=Document.objects.filter(customer=customer, kind=Document.Kind.SUPPORTING).count(),
         secrets=Secret.objects.filter(customer=customer).count(),
         names=names,
         mentions=mentions,
@@ -122,6 +125,13 @@ def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
         )
         contacts.update(name=ANONYM, title="", email="", phone="", notes="")
         ConsentEvent.objects.filter(contact_id__in=contact_ids).update(ip=None, user_agent="")
+        documents = Document.objects.filter(customer=customer, kind=Document.Kind.SUPPORTING)
+        files = [(d.file.storage, d.file.name) for d in documents]
+        documents.delete()
+        CustomerLink.objects.filter(customer=customer, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        LinkUse.objects.filter(link__customer=customer).update(ip=None, user_agent="")
         secrets = Secret.objects.filter(customer=customer)
         secret_count = secrets.count()
         secrets.delete()
@@ -136,8 +146,14 @@ def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
             target_label=ANONYM,
             request=request,
             now=now,
-            data={"contacts": len(contact_ids), "secrets_deleted": secret_count},
+            data={
+                "contacts": len(contact_ids),
+                "secrets_deleted": secret_count,
+                "documents_deleted": len(files),
+            },
         )
+        # Files go only once the database change is committed (a rollback keeps them).
+        transaction.on_commit(lambda: [storage.delete(name) for storage, name in files])
     return customer
 
 

@@ -6,6 +6,7 @@ from accounts.models import User
 from accounts.tenancy import system_code
 from consent.models import DataProcessor
 from customers.models import AccessGroup, ContactPerson, Customer, Invoice, Secret
+from documents.models import CustomerLink, Document
 from security.models import AllowedNetwork, AuditEvent
 
 
@@ -95,6 +96,36 @@ def data_processor(entity):
         )
 
 
+def document(entity):
+    from django.core.files.base import ContentFile
+
+    from documents.models import Document
+
+    owner = customer(entity, number="D-1")
+    with system_code():
+        item = Document(
+            entity=entity,
+            customer=owner,
+            kind=Document.Kind.SUPPORTING,
+            original_name="contract.pdf",
+            content_type="application/pdf",
+            size=9,
+            sha256="0" * 64,
+        )
+        item.file.save("contract", ContentFile(b"%PDF-1.4\n"), save=False)
+        item.save()
+    return item
+
+
+def customer_link(entity):
+    from documents.links import create_link
+    from documents.models import CustomerLink
+
+    owner = customer(entity, number="L-1")
+    with system_code():
+        return create_link(customer=owner, kind=CustomerLink.Kind.INTERACTIVE)[0]
+
+
 OBJECT_FACTORIES = {
     Customer: customer,
     AuditEvent: audit_event,
@@ -105,4 +136,6 @@ OBJECT_FACTORIES = {
     Secret: secret,
     Invoice: invoice,
     DataProcessor: data_processor,
+    Document: document,
+    CustomerLink: customer_link,
 }

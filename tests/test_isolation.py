@@ -13,7 +13,13 @@ from tests.factories import OBJECT_FACTORIES
 
 SKIPPED_NAMESPACES = {"admin"}  # Django admin: platform operators only, no tenant data.
 # Routes whose parameters are secrets checked by the view itself, not object ids.
-TOKEN_ROUTES = {"password_reset_confirm", "consent-self-service"}
+TOKEN_ROUTES = {
+    "password_reset_confirm",
+    "consent-self-service",
+    "customer-link",
+    "customer-link-renew",
+    "customer-link-invoice-pdf",
+}
 
 
 def walk(patterns, prefix="", namespace=None):

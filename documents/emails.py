@@ -1,0 +1,233 @@
+"""Payment reminders: rendered from templates, gated by consent, queued for the Celery
+worker, and delivered at most once."""
+
+import smtplib
+import socket
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.tenancy import system_code
+from consent.services import REMINDER_EMAIL, consent_given, make_link_token
+from documents import links
+from documents.models import CustomerLink, OutgoingEmail
+from security.audit import record
+
+
+class ReminderRefused(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def open_invoices(customer):
+    return [i for i in customer.invoices.order_by("due_on", "pk") if i.outstanding > 0]
+
+
+def reminder_context(customer, contact, *, absolute, make_links=True, actor=None, request=None):
+    """What the reminder templates show; with `make_links`, real links are created."""
+    invoices = open_invoices(customer)
+    rows = []
+    page_url = consent_url = "#"
+    if make_links:
+        _, token = links.create_link(
+            customer=customer,
+            kind=CustomerLink.Kind.INTERACTIVE,
+            contact=contact,
+            actor=actor,
+            request=request,
+        )
+        page_url = absolute(reverse("customer-link", args=[token]))
+        consent_url = absolute(reverse("consent-self-service", args=[make_link_token(contact)]))
+    for invoice in invoices:
+        pdf_url = "#"
+        if make_links:
+            _, token = links.create_link(
+                customer=customer,
+                kind=CustomerLink.Kind.INVOICE_PDF,
+                contact=contact,
+                invoice=invoice,
+                actor=actor,
+                request=request,
+            )
+            pdf_url = absolute(reverse("customer-link", args=[token]))
+        rows.append({"invoice": invoice, "pdf_url": pdf_url})
+    return {
+        "entity": customer.entity,
+        "customer": customer,
+        "contact": contact,
+        "rows": rows,
+        "total": sum((r["invoice"].outstanding for r in rows), start=0),
+        "page_url": page_url,
+        "consent_url": consent_url,
+    }
+
+
+def render_reminder(context):
+    subject = f"Payment reminder from {context['entity'].name}"
+    text = render_to_string("documents/email/reminder.txt", context)
+    html = render_to_string("documents/email/reminder.html", context)
+    return subject, text, html
+
+
+def queue_reminder(customer, contact, *, actor, request):
+    """Queue a reminder to `contact`, or record why it is not sent. Returns the row."""
+    if contact.email == "":
+        raise ReminderRefused(f"{contact.name} has no email address.")
+    if not open_invoices(customer):
+        raise ReminderRefused("The customer has no open invoices to remind about.")
+    granted, purpose = consent_given(contact, REMINDER_EMAIL)
+    if not granted:
+        name = purpose.name if purpose else "reminders by email"
+        email = OutgoingEmail.objects.create(
+            entity=customer.entity,
+            customer=customer,
+            contact=contact,
+            to=contact.email,
+            subject="Payment reminder",
+            text_body="",
+            html_body="",
+            created_by=actor,
+            status=OutgoingEmail.Status.SKIPPED,
+            reason=f"Not sent: {contact.name} has not consented to “{name}”.",
+        )
+        record(
+            "email.skipped",
+            actor=actor,
+            entity=customer.entity,
+            target=customer,
+            request=request,
+            data={"email": email.pk, "reason": "no consent"},
+        )
+        return email
+    context = reminder_context(
+        customer, contact, absolute=request.build_absolute_uri, actor=actor, request=request
+    )
+    subject, text, html = render_reminder(context)
+    email = OutgoingEmail.objects.create(
+        entity=customer.entity,
+        customer=customer,
+        contact=contact,
+        to=contact.email,
+        subject=subject,
+        text_body=text,
+        html_body=html,
+        created_by=actor,
+    )
+    record(
+        "email.queued",
+        actor=actor,
+        entity=customer.entity,
+        target=customer,
+        request=request,
+        data={"email": email.pk, "kind": "reminder"},
+    )
+    from documents.tasks import send_email_task
+
+    email_id = email.pk
+    transaction.on_commit(lambda: send_email_task.delay(email_id))
+    return email
+
+
+TRANSIENT_SMTP = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    socket.timeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def deliver(email_id, now=None):
+    """Send one queued email. Returns "sent", "retry", "failed" or "skipped" (nothing to
+    do: already sent, being sent by another worker, or not queued)."""
+    with system_code():
+        with transaction.atomic():
+            claimed = OutgoingEmail.objects.filter(
+                pk=email_id, status=OutgoingEmail.Status.QUEUED
+            ).update(
+                status=OutgoingEmail.Status.SENDING,
+                claimed_at=now or timezone.now(),
+                attempts=F("attempts") + 1,
+            )
+        if not claimed:
+            return "skipped"
+        email = OutgoingEmail.objects.get(pk=email_id)
+        message = EmailMultiAlternatives(
+            email.subject,
+            email.text_body,
+            settings.DEFAULT_FROM_EMAIL,
+            [email.to],
+            headers={"Message-ID": f"<reminder-{email.pk}@{email.entity.slug}.guardrail>"},
+        )
+        message.attach_alternative(email.html_body, "text/html")
+        try:
+            message.send()
+        except TRANSIENT_SMTP as exc:
+            OutgoingEmail.objects.filter(pk=email.pk).update(
+                status=OutgoingEmail.Status.QUEUED,
+                reason=f"Temporary failure: {type(exc).__name__}",
+            )
+            return "retry"
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                OutgoingEmail.objects.filter(pk=email.pk).update(
+                    status=OutgoingEmail.Status.QUEUED, reason=f"Temporary failure: {exc.smtp_code}"
+                )
+                return "retry"
+            OutgoingEmail.objects.filter(pk=email.pk).update(
+                status=OutgoingEmail.Status.FAILED,
+                reason=f"Refused by the mail server ({exc.smtp_code}).",
+            )
+            return "failed"
+        except smtplib.SMTPException as exc:
+            OutgoingEmail.objects.filter(pk=email.pk).update(
+                status=OutgoingEmail.Status.FAILED, reason=f"Refused: {type(exc).__name__}"
+            )
+            return "failed"
+        OutgoingEmail.objects.filter(pk=email.pk).update(
+            status=OutgoingEmail.Status.SENT, sent_at=timezone.now(), reason=""
+        )
+        return "sent"
+
+
+def give_up(email_id):
+    with system_code():
+        OutgoingEmail.objects.filter(pk=email_id, status=OutgoingEmail.Status.QUEUED).update(
+            status=OutgoingEmail.Status.FAILED, reason="Gave up after repeated temporary failures."
+        )
+
+
+def send_fresh_link(link, *, request):
+    """A new link like `link`, emailed to its contact's address on file."""
+    fresh, token = links.create_link(
+        customer=link.customer,
+        kind=link.kind,
+        contact=link.contact,
+        document=link.document,
+        invoice=link.invoice,
+        max_uses=link.max_uses,
+        request=request,
+    )
+    url = request.build_absolute_uri(reverse("customer-link", args=[token]))
+    text = f"Hello {link.contact.name},\n\nHere is a new link from {link.entity.name}:\n\n{url}\n"
+    email = OutgoingEmail.objects.create(
+        entity=link.entity,
+        customer=link.customer,
+        contact=link.contact,
+        kind="link",
+        to=link.contact.email,
+        subject=f"Your new link from {link.entity.name}",
+        text_body=text,
+        html_body=render_to_string("documents/email/fresh_link.html", {"url": url, "link": link}),
+    )
+    from documents.tasks import send_email_task
+
+    email_id = email.pk
+    transaction.on_commit(lambda: send_email_task.delay(email_id))
+    return fresh

@@ -1,0 +1,153 @@
+"""Customer links: making, checking, using and revoking them.
+
+The URL carries a random token; the database keeps its SHA-256 only, so a leaked
+database does not leak working links and a tampered token matches nothing.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.tenancy import system_code
+from documents.models import CustomerLink, LinkUse
+from security.audit import record
+from security.selectors import policy_for
+
+Kind = CustomerLink.Kind
+RENEW_EVERY = timedelta(minutes=10)
+
+
+def token_hash(token):
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_link(
+    *,
+    customer,
+    kind,
+    contact=None,
+    document=None,
+    invoice=None,
+    actor=None,
+    max_uses=None,
+    request=None,
+    now=None,
+):
+    """A new link; returns (link, token). The token is shown once, in the URL."""
+    token = secrets.token_urlsafe(32)
+    link = CustomerLink.objects.create(
+        entity=customer.entity,
+        customer=customer,
+        contact=contact,
+        kind=kind,
+        document=document,
+        invoice=invoice,
+        token_hash=token_hash(token),
+        created_by=actor,
+        created_at=now or timezone.now(),
+        max_uses=max_uses,
+    )
+    record(
+        "link.created",
+        actor=actor,
+        entity=customer.entity,
+        target=customer,
+        request=request,
+        data={"link": link.pk, "kind": kind},
+    )
+    return link, token
+
+
+def validity(link):
+    """How long a link works, from the entity's settings in force now."""
+    policy = policy_for(entity=link.entity)
+    days = (
+        policy.document_link_days
+        if link.kind in (Kind.DOCUMENT, Kind.INVOICE_PDF)
+        else (policy.interactive_link_days)
+    )
+    return timedelta(days=days)
+
+
+def problem_with(link, now):
+    """Why a link cannot be used now, as a sentence, or None when it can."""
+    if link.revoked_at is not None:
+        return "This link was withdrawn."
+    if link.customer.anonymised_at is not None:
+        return "This link is no longer valid."
+    if now >= link.created_at + validity(link):
+        return "This link has expired."
+    if link.max_uses is not None and link.uses >= link.max_uses:
+        return "This link has been used as many times as it allows."
+    return None
+
+
+def find(token):
+    """The link a token names (any entity: the token is the credential), or None."""
+    if not token or len(token) > 100:
+        return None
+    with system_code():
+        return (
+            CustomerLink.objects.filter(token_hash=token_hash(token))
+            .select_related("customer", "contact", "entity", "document", "invoice")
+            .first()
+        )
+
+
+def use(link, *, ip, user_agent, now):
+    """Count one use, atomically against max_uses; False if it is used up meanwhile."""
+    with system_code(), transaction.atomic():
+        rows = CustomerLink.objects.filter(pk=link.pk, revoked_at__isnull=True)
+        if link.max_uses is not None:
+            rows = rows.filter(uses__lt=link.max_uses)
+        if not rows.update(uses=F("uses") + 1):
+            return False
+        LinkUse.objects.create(
+            entity=link.entity, link=link, used_at=now, ip=ip, user_agent=(user_agent or "")[:300]
+        )
+    link.uses += 1
+    return True
+
+
+def revoke(link, *, actor, request=None, now=None):
+    if link.revoked_at is None:
+        CustomerLink.objects.filter(pk=link.pk).update(revoked_at=now or timezone.now())
+        record(
+            "link.revoked",
+            actor=actor,
+            entity=link.entity,
+            target=link.customer,
+            request=request,
+            data={"link": link.pk, "kind": link.kind},
+        )
+
+
+def status_of(link, now):
+    return problem_with(link, now) or "Active"
+
+
+def url_for(request, token):
+    return request.build_absolute_uri(reverse("customer-link", args=[token]))
+
+
+def may_renew(link, now):
+    """A fresh link may be emailed at most every RENEW_EVERY per link (cache-free: uses
+    the newest link made for the same purpose)."""
+    with system_code():
+        newest = (
+            CustomerLink.objects.filter(
+                customer=link.customer,
+                contact=link.contact,
+                kind=link.kind,
+                document=link.document,
+                invoice=link.invoice,
+            )
+            .order_by("-created_at")
+            .first()
+        )
+    return newest is None or now - newest.created_at >= RENEW_EVERY

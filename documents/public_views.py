@@ -1,0 +1,270 @@
+"""What customers reach from emails, without an account: /l/<token>/.
+
+A link grants one document, one invoice PDF, or one customer's interactive page. Every
+answer carries no-referrer, no-store and noindex headers; an unusable link gets a plain
+page and a button that emails a fresh link to the contact's address on file.
+"""
+
+from django import forms
+from django.db import transaction
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views import View
+
+from accounts.tenancy import tenant_scope
+from documents import links
+from documents.models import CustomerLink, InvoiceAction
+from security.audit import record
+from security.client_ip import client_ip
+
+Kind = CustomerLink.Kind
+
+
+def private(response):
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def safe_filename(name, fallback="document.pdf"):
+    kept = "".join(ch for ch in name if ch.isalnum() or ch in "._- ").strip(" .")
+    return kept[:100] or fallback
+
+
+class PromiseForm(forms.Form):
+    invoice = forms.IntegerField(widget=forms.HiddenInput)
+    promised_on = forms.DateField(
+        label="I will pay by", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean_promised_on(self):
+        day = self.cleaned_data["promised_on"]
+        if day < timezone.localdate():
+            raise forms.ValidationError("Choose today or a later date.")
+        return day
+
+
+class DisputeForm(forms.Form):
+    invoice = forms.IntegerField(widget=forms.HiddenInput)
+    comment = forms.CharField(
+        label="What is wrong with this invoice?",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class LinkView(View):
+    def dead(self, request, message, link=None):
+        can_renew = bool(
+            link and link.contact_id and link.contact.email and not link.customer.anonymised_at
+        )
+        return private(
+            render(
+                request,
+                "documents/link_dead.html",
+                {"message": message, "token": self.kwargs["token"], "can_renew": can_renew},
+                status=410,
+            )
+        )
+
+    def usable(self, request, token):
+        link = links.find(token)
+        if link is None:
+            return None, self.dead(request, "This link is not valid.")
+        problem = links.problem_with(link, timezone.now())
+        if problem:
+            return None, self.dead(request, problem, link)
+        return link, None
+
+    def get(self, request, token):
+        link, answer = self.usable(request, token)
+        if answer:
+            return answer
+        now = timezone.now()
+        if link.kind == Kind.INTERACTIVE:
+            return self.interactive_page(request, link)
+        if not links.use(
+            link, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=now
+        ):
+            return self.dead(request, "This link has been used as many times as it allows.", link)
+        with tenant_scope(link.entity):
+            if link.kind == Kind.DOCUMENT:
+                document = link.document
+                response = FileResponse(
+                    document.file.open("rb"),
+                    as_attachment=True,
+                    filename=safe_filename(document.original_name),
+                    content_type=document.content_type,
+                )
+                return private(response)
+            if link.kind == Kind.INVOICE_PDF:
+                return private(invoice_pdf_response(link.invoice))
+        raise Http404("Unknown link kind.")
+
+    def interactive_page(self, request, link, forms_=None, saved=None):
+        with tenant_scope(link.entity):
+            invoices = [i for i in link.customer.invoices.order_by("due_on") if i.outstanding > 0]
+            actions = {
+                a.invoice_id: a
+                for a in InvoiceAction.objects.filter(invoice__in=invoices).order_by("created_at")
+            }
+            rows = [
+                {
+                    "invoice": i,
+                    "last_action": actions.get(i.pk),
+                    "promise": PromiseForm(initial={"invoice": i.pk}, prefix=f"p{i.pk}"),
+                    "dispute": DisputeForm(initial={"invoice": i.pk}, prefix=f"d{i.pk}"),
+                }
+                for i in invoices
+            ]
+            if forms_:
+                for row in rows:
+                    row.update(forms_.get(row["invoice"].pk, {}))
+            return private(
+                render(
+                    request,
+                    "documents/interactive.html",
+                    {
+                        "link": link,
+                        "entity": link.entity,
+                        "customer": link.customer,
+                        "rows": rows,
+                        "saved": saved,
+                        "token": self.kwargs["token"],
+                    },
+                )
+            )
+
+    def post(self, request, token):
+        link, answer = self.usable(request, token)
+        if answer:
+            return answer
+        if link.kind != Kind.INTERACTIVE:
+            raise Http404("Nothing to submit here.")
+        action = request.POST.get("action")
+        with tenant_scope(link.entity):
+            invoice = link.customer.invoices.filter(pk=_int(request.POST.get("invoice_id"))).first()
+            if invoice is None:
+                return self.interactive_page(request, link)
+            prefix = f"{'p' if action == 'promise' else 'd'}{invoice.pk}"
+            form = (PromiseForm if action == "promise" else DisputeForm)(
+                request.POST, prefix=prefix
+            )
+            if not form.is_valid():
+                key = "promise" if action == "promise" else "dispute"
+                return self.interactive_page(request, link, forms_={invoice.pk: {key: form}})
+            with transaction.atomic():
+                InvoiceAction.objects.create(
+                    entity=link.entity,
+                    invoice=invoice,
+                    link=link,
+                    kind=InvoiceAction.Kind.PROMISE
+                    if action == "promise"
+                    else InvoiceAction.Kind.DISPUTE,
+                    promised_on=form.cleaned_data.get("promised_on"),
+                    comment=form.cleaned_data.get("comment", ""),
+                )
+                links.use(
+                    link,
+                    ip=client_ip(request),
+                    user_agent=request.META.get("HTTP_USER_AGENT"),
+                    now=timezone.now(),
+                )
+                record(
+                    f"invoice.{'promised' if action == 'promise' else 'disputed'}",
+                    entity=link.entity,
+                    target=link.customer,
+                    request=request,
+                    data={"invoice": invoice.number, "link": link.pk},
+                )
+        return redirect("customer-link", token=token)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def invoice_pdf_response(invoice):
+    from customers.views import invoice_copy_context
+    from documents.pdf import invoice_copy_pdf, pdf_response
+
+    return pdf_response(
+        invoice_copy_pdf(invoice_copy_context(invoice)),
+        f"invoice-{safe_filename(invoice.number)}.pdf",
+    )
+
+
+class InteractiveInvoicePdfView(LinkView):
+    """A PDF of one open invoice, from the customer's interactive page."""
+
+    def get(self, request, token, invoice_id):
+        link, answer = self.usable(request, token)
+        if answer:
+            return answer
+        if link.kind != Kind.INTERACTIVE:
+            raise Http404("Not a customer page link.")
+        with tenant_scope(link.entity):
+            invoice = link.customer.invoices.filter(pk=invoice_id).first()
+            if invoice is None:
+                raise Http404("No such invoice on this page.")
+            links.use(
+                link,
+                ip=client_ip(request),
+                user_agent=request.META.get("HTTP_USER_AGENT"),
+                now=timezone.now(),
+            )
+            return private(invoice_pdf_response(invoice))
+
+
+class RenewLinkView(LinkView):
+    """Email a fresh link to the contact's address on file (never one typed here)."""
+
+    def get(self, request, token):
+        return redirect("customer-link", token=token)
+
+    def post(self, request, token):
+        link = links.find(token)
+        if (
+            link is None
+            or not link.contact_id
+            or not link.contact.email
+            or link.customer.anonymised_at
+        ):
+            return self.dead(
+                request, "No new link can be sent for this one. Ask the company that sent it."
+            )
+        now = timezone.now()
+        if not links.may_renew(link, now):
+            return private(
+                render(
+                    request,
+                    "documents/link_dead.html",
+                    {
+                        "message": "A new link was sent a few minutes ago. Check your email.",
+                        "token": token,
+                        "can_renew": False,
+                    },
+                    status=429,
+                )
+            )
+        with tenant_scope(link.entity):
+            from documents.emails import send_fresh_link
+
+            send_fresh_link(link, request=request)
+        return private(
+            render(
+                request,
+                "documents/link_dead.html",
+                {
+                    "message": "A new link is on its way to the email address we have on file.",
+                    "token": token,
+                    "can_renew": False,
+                },
+                status=200,
+            )
+        )

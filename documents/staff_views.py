@@ -1,0 +1,344 @@
+"""Staff side of documents and links: the card's Documents tab, uploads, links, reminders."""
+
+import hashlib
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views import View
+
+from accounts.access import MemberRequiredMixin, ScopedObjectMixin
+from accounts.roles import Capability
+from customers.models import ContactPerson, Customer
+from customers.selectors import visible_customers
+from customers.views import CustomerMixin
+from documents import emails, links
+from documents.models import CustomerLink, Document, OutgoingEmail
+from security.audit import record
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+SIGNATURES = {
+    "application/pdf": [b"%PDF-"],
+    "image/png": [b"\x89PNG\r\n\x1a\n"],
+    "image/jpeg": [b"\xff\xd8\xff"],
+}
+
+
+def sniff(head):
+    """The content type by the file's first bytes (never by its name), or None."""
+    for content_type, magics in SIGNATURES.items():
+        if any(head.startswith(magic) for magic in magics):
+            return content_type
+    return None
+
+
+class UploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=Document.Kind.choices)
+    invoice = forms.ModelChoiceField(queryset=None, required=False, empty_label="No invoice")
+    file = forms.FileField()
+
+    def __init__(self, *args, customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["invoice"].queryset = customer.invoices.all()
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload is None:
+            return cleaned
+        if upload.size > MAX_UPLOAD_BYTES:
+            self.add_error(
+                "file", f"The file is {upload.size // (1024 * 1024)} MB; the limit is 10 MB."
+            )
+            return cleaned
+        head = upload.read(16)
+        upload.seek(0)
+        content_type = sniff(head)
+        if cleaned.get("kind") == Document.Kind.INVOICE and content_type != "application/pdf":
+            self.add_error(
+                "file", "An invoice must be a PDF file (this file's content is not PDF)."
+            )
+        elif content_type is None:
+            self.add_error(
+                "file", "Upload a PDF, PNG or JPEG file (this file's content is none of them)."
+            )
+        cleaned["content_type"] = content_type
+        return cleaned
+
+
+class SendLinkForm(forms.Form):
+    WHAT = [
+        ("interactive", "The customer's page (open invoices, promise to pay, dispute)"),
+        ("invoices", "PDFs of all open invoices"),
+        ("document", "One document"),
+    ]
+    what = forms.ChoiceField(choices=WHAT)
+    document = forms.ModelChoiceField(queryset=None, required=False)
+    contact = forms.ModelChoiceField(queryset=None)
+    max_uses = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        help_text="Empty: no limit while the link is valid.",
+    )
+
+    def __init__(self, *args, customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["document"].queryset = customer.documents.all()
+        self.fields["contact"].queryset = ContactPerson.objects.filter(customer=customer).exclude(
+            email=""
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("what") == "document" and not cleaned.get("document"):
+            self.add_error("document", "Choose the document to link to.")
+        return cleaned
+
+
+class CustomerDocumentsView(CustomerMixin, View):
+    tab = "documents"
+
+    def page(self, customer, upload=None, send=None):
+        context = self.card_context(customer)
+        now = timezone.now()
+        context.update(
+            documents=customer.documents.select_related("invoice", "uploaded_by"),
+            links=[
+                (link, links.status_of(link, now))
+                for link in customer.links.select_related("contact", "document", "invoice")[:100]
+            ],
+            emails=OutgoingEmail.objects.filter(customer=customer).select_related("contact")[:50],
+            upload_form=upload or UploadForm(customer=customer),
+            send_form=send or SendLinkForm(customer=customer),
+            reminder_contacts=ContactPerson.objects.filter(customer=customer).exclude(email=""),
+        )
+        return render(self.request, "documents/card_documents.html", context)
+
+    def get(self, request, pk):
+        return self.page(self.get_object())
+
+    def post(self, request, pk):
+        customer = self.get_object()
+        if not request.tenancy.can(Capability.EDIT_CUSTOMERS):
+            raise PermissionDenied("Your role cannot change documents or send links.")
+        if request.POST.get("action") == "upload":
+            form = UploadForm(request.POST, request.FILES, customer=customer)
+            if not form.is_valid():
+                return self.page(customer, upload=form)
+            store_upload(customer, form.cleaned_data, actor=request.user, request=request)
+            messages.success(request, "The document was uploaded.")
+        else:
+            form = SendLinkForm(request.POST, customer=customer)
+            if not form.is_valid():
+                return self.page(customer, send=form)
+            count = send_links(customer, form.cleaned_data, actor=request.user, request=request)
+            messages.success(
+                request, f"{count} link(s) emailed to {form.cleaned_data['contact'].email}."
+            )
+        return redirect("customer-documents", pk=customer.pk)
+
+
+def store_upload(customer, data, *, actor, request):
+    upload = data["file"]
+    content = upload.read()
+    digest = hashlib.sha256(content).hexdigest()
+    with transaction.atomic():
+        document = Document(
+            entity=customer.entity,
+            customer=customer,
+            invoice=data.get("invoice"),
+            kind=data["kind"],
+            original_name=upload.name[:200],
+            content_type=data["content_type"],
+            size=len(content),
+            sha256=digest,
+            uploaded_by=actor,
+        )
+        document.file.save(f"{digest[:16]}", ContentFile(content), save=False)
+        document.save()
+        record(
+            "document.uploaded",
+            actor=actor,
+            entity=customer.entity,
+            target=customer,
+            request=request,
+            data={
+                "document": document.pk,
+                "kind": document.kind,
+                "size": document.size,
+                "sha256": digest,
+            },
+        )
+    return document
+
+
+def send_links(customer, data, *, actor, request):
+    contact, what = data["contact"], data["what"]
+    made = []
+    if what == "interactive":
+        made.append(
+            links.create_link(
+                customer=customer,
+                kind=CustomerLink.Kind.INTERACTIVE,
+                contact=contact,
+                actor=actor,
+                max_uses=data["max_uses"],
+                request=request,
+            )
+        )
+    elif what == "document":
+        made.append(
+            links.create_link(
+                customer=customer,
+                kind=CustomerLink.Kind.DOCUMENT,
+                contact=contact,
+                document=data["document"],
+                actor=actor,
+                max_uses=data["max_uses"],
+                request=request,
+            )
+        )
+    else:
+        for invoice in emails.open_invoices(customer):
+            made.append(
+                links.create_link(
+                    customer=customer,
+                    kind=CustomerLink.Kind.INVOICE_PDF,
+                    contact=contact,
+                    invoice=invoice,
+                    actor=actor,
+                    max_uses=data["max_uses"],
+                    request=request,
+                )
+            )
+    urls = [links.url_for(request, token) for _, token in made]
+    text = (
+        f"Hello {contact.name},\n\n{customer.entity.name} sends you these links:\n\n"
+        + "\n".join(urls)
+        + "\n"
+    )
+    html = "".join(f'<p><a href="{url}">{url}</a></p>' for url in urls)
+    email = OutgoingEmail.objects.create(
+        entity=customer.entity,
+        customer=customer,
+        contact=contact,
+        kind="links",
+        to=contact.email,
+        subject=f"Documents from {customer.entity.name}",
+        text_body=text,
+        html_body=html,
+        created_by=actor,
+    )
+    from documents.tasks import send_email_task
+
+    email_id = email.pk
+    transaction.on_commit(lambda: send_email_task.delay(email_id))
+    return len(made)
+
+
+class SendReminderView(CustomerMixin, View):
+    http_method_names = ["post"]
+    required_capability = Capability.EDIT_CUSTOMERS
+
+    def post(self, request, pk):
+        customer = self.get_object()
+        contact = ContactPerson.objects.filter(
+            customer=customer, pk=_int(request.POST.get("contact"))
+        ).first()
+        if contact is None:
+            messages.error(request, "Choose a contact person of this customer.")
+            return redirect("customer-documents", pk=customer.pk)
+        try:
+            email = emails.queue_reminder(customer, contact, actor=request.user, request=request)
+        except emails.ReminderRefused as refused:
+            messages.error(request, refused.message)
+        else:
+            if email.status == OutgoingEmail.Status.SKIPPED:
+                messages.warning(request, email.reason)
+            else:
+                messages.success(request, f"The reminder to {contact.email} is on its way.")
+        return redirect("customer-documents", pk=customer.pk)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class DocumentDeleteView(ScopedObjectMixin, View):
+    model = Document
+    required_capability = Capability.EDIT_CUSTOMERS
+    http_method_names = ["post"]
+
+    def get_scoped_queryset(self):
+        return Document.objects.filter(customer__in=visible_customers(self.request))
+
+    def post(self, request, pk):
+        document = self.get_object()
+        customer_id = document.customer_id
+        delete_document(document, actor=request.user, request=request)
+        messages.success(request, "The document was deleted.")
+        return redirect("customer-documents", pk=customer_id)
+
+
+def delete_document(document, *, actor, request=None):
+    name = document.file.name
+    with transaction.atomic():
+        CustomerLink.objects.filter(document=document, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        document.delete()
+        record(
+            "document.deleted",
+            actor=actor,
+            entity=document.entity,
+            target=Customer.objects.filter(pk=document.customer_id).first(),
+            request=request,
+            data={"document": document.pk, "kind": document.kind},
+        )
+        transaction.on_commit(lambda: document.file.storage.delete(name))
+
+
+class LinkRevokeView(ScopedObjectMixin, View):
+    model = CustomerLink
+    required_capability = Capability.EDIT_CUSTOMERS
+    http_method_names = ["post"]
+
+    def get_scoped_queryset(self):
+        return CustomerLink.objects.filter(
+            customer__in=visible_customers(self.request)
+        ).select_related("customer")
+
+    def post(self, request, pk):
+        link = self.get_object()
+        links.revoke(link, actor=request.user, request=request)
+        messages.success(request, "The link was withdrawn.")
+        return redirect("customer-documents", pk=link.customer_id)
+
+
+class ReminderPreviewView(MemberRequiredMixin, View):
+    """How the entity's payment reminder looks, without sending or making links."""
+
+    required_capability = Capability.EDIT_CUSTOMERS
+
+    def get(self, request):
+        customer = visible_customers(request).filter(contacts__isnull=False).first()
+        if customer is None:
+            return render(request, "documents/reminder_preview.html", {"missing": True})
+        contact = customer.contacts.first()
+        context = emails.reminder_context(
+            customer, contact, absolute=request.build_absolute_uri, make_links=False
+        )
+        subject, text, html = emails.render_reminder(context)
+        return render(
+            request,
+            "documents/reminder_preview.html",
+            {"subject": subject, "text": text, "html": html, "customer": customer},
+        )

@@ -1,0 +1,42 @@
+"""Celery tasks for emails and link housekeeping: thin, taking ids."""
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from accounts.tenancy import system_code
+from documents import emails
+from documents.models import CustomerLink
+
+MAX_RETRIES = 5
+# Link records (and their use logs) are kept this long after they stop working.
+LINK_RETENTION = timedelta(days=365)
+
+
+@shared_task(bind=True, name="documents.tasks.send_email", acks_late=True)
+def send_email_task(self, email_id):
+    outcome = emails.deliver(email_id)
+    if outcome == "retry":
+        if self.request.retries >= MAX_RETRIES:
+            emails.give_up(email_id)
+            return "failed"
+        # Back-off: 30 s, 60 s, 120 s, ...
+        raise self.retry(countdown=30 * 2**self.request.retries)
+    return outcome
+
+
+def purge_old_links(now=None):
+    """Delete link records (with their use logs) made more than LINK_RETENTION plus the
+    longest validity ago: no one can use them and their log is past keeping."""
+    now = now or timezone.now()
+    with system_code():
+        deleted, _ = CustomerLink.objects.filter(
+            created_at__lt=now - LINK_RETENTION - timedelta(days=365)
+        ).delete()
+    return deleted
+
+
+@shared_task(name="documents.tasks.purge_old_links")
+def purge_old_links_task():
+    return purge_old_links()

@@ -1,0 +1,36 @@
+from django.urls import path
+
+from documents import public_views, staff_views
+
+urlpatterns = [
+    path("l/<str:token>/", public_views.LinkView.as_view(), name="customer-link"),
+    path("l/<str:token>/renew/", public_views.RenewLinkView.as_view(), name="customer-link-renew"),
+    path(
+        "l/<str:token>/invoices/<int:invoice_id>/pdf/",
+        public_views.InteractiveInvoicePdfView.as_view(),
+        name="customer-link-invoice-pdf",
+    ),
+    path(
+        "customers/<int:pk>/documents/",
+        staff_views.CustomerDocumentsView.as_view(),
+        name="customer-documents",
+    ),
+    path(
+        "customers/<int:pk>/reminder/",
+        staff_views.SendReminderView.as_view(),
+        name="customer-reminder",
+    ),
+    path(
+        "customers/documents/<int:pk>/delete/",
+        staff_views.DocumentDeleteView.as_view(),
+        name="document-delete",
+    ),
+    path(
+        "customers/links/<int:pk>/revoke/", staff_views.LinkRevokeView.as_view(), name="link-revoke"
+    ),
+    path(
+        "settings/reminder-preview/",
+        staff_views.ReminderPreviewView.as_view(),
+        name="reminder-preview",
+    ),
+]

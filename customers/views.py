@@ -133,7 +133,7 @@ class CustomerInvoicesView(CustomerMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(self.card_context(self.object))
-        context["invoices"] = self.object.invoices.all()
+        context["invoices"] = self.object.invoices.prefetch_related("actions")
         return context
 
 

@@ -33,8 +33,8 @@ COPY documents/ documents/
 COPY templates/ templates/
 COPY static/ static/
 RUN python -m compileall -q /app \
- && mkdir -p /app/staticfiles /var/lib/celery \
- && chown app:app /app/staticfiles /var/lib/celery
+ && mkdir -p /app/staticfiles /app/media /var/lib/celery \
+ && chown app:app /app/staticfiles /app/media /var/lib/celery
 
 USER app
 

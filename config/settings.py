@@ -248,8 +248,6 @@ for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
 OTP_TOTP_ISSUER = "Guardrail"
 
 # --- Internationalisation, static files ----------------------------------------------
-# URLs typed without a scheme (privacy-policy links) are read as https.
-FORMS_URLFIELD_ASSUME_HTTPS = True
 LANGUAGE_CODE = "en"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "Europe/Oslo")
 USE_I18N = True

@@ -141,6 +141,11 @@ def consent_form_context(contact):
 
 
 class PrivacyForm(forms.ModelForm):
+    # A link typed without a scheme is read as https.
+    policy_url = forms.URLField(
+        label="Privacy policy URL", required=False, assume_scheme="https", max_length=200
+    )
+
     class Meta:
         model = PrivacySettings
         fields = ["policy_url", "policy_version"]

@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from accounts.models import Entity, EntityGroup, GroupMembership, Membership, User
 from accounts.roles import Role
-from accounts.tenancy import system_code
-from consent.models import DataProcessor, PrivacySettings
+from accounts.tenancy import system_code, tenant_scope
+from consent.models import ConsentSource, ConsentState, DataProcessor, PrivacySettings
+from consent.services import REMINDER_EMAIL, purposes_for, set_consents
 from customers.models import (
     AccessGroup,
     ContactPerson,
@@ -245,6 +246,13 @@ def build(password):
             name=name,
             defaults={"purpose": purpose, "country": country, "agreement_date": now.date()},
         )
+    # The contacts of Nordlys Finans AS agreed to invoices and reminders by email, so the
+    # demo reminder can be sent (Documents tab of a customer card).
+    with tenant_scope(finans):
+        reminder_purpose = next(p for p in purposes_for(finans) if p.code == REMINDER_EMAIL)
+        for contact in ContactPerson.objects.filter(entity=finans):
+            if not ConsentState.objects.filter(contact=contact, purpose=reminder_purpose).exists():
+                set_consents(contact, {reminder_purpose: True}, source=ConsentSource.IMPORT)
     # 10006 has paid everything: it can be anonymised; the others have a balance.
     Invoice.objects.filter(customer=customers["10006"]).update(amount_paid=F("amount"))
     legal, _ = AccessGroup.objects.get_or_create(entity=finans, name="Legal")

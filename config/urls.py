@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from config import views
 from customers import urls as customer_urls
@@ -14,5 +16,9 @@ urlpatterns = [
     path("", include("consent.urls")),
     path("", include("documents.urls")),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages without an icon link (public link pages).
+    path(
+        "favicon.ico", RedirectView.as_view(url=settings.STATIC_URL + "favicon.svg", permanent=True)
+    ),
     path("admin/", admin.site.urls),
 ]

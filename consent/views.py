@@ -5,7 +5,9 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
@@ -236,8 +238,14 @@ def _private(response):
     return response
 
 
+@method_decorator(csrf_exempt, name="dispatch")
 class SelfServiceView(View):
-    """The contact's own consent page. A GET shows; only the submitted form changes."""
+    """The contact's own consent page. A GET shows; only the submitted form changes.
+
+    CSRF-exempt on purpose: the unguessable token in the URL is the credential (no cookie
+    authenticates the visitor), so a forged cross-site form cannot carry it; and these
+    pages send `Referrer-Policy: no-referrer`, which makes browsers post `Origin: null`,
+    which Django's CSRF check would refuse."""
 
     template_name = "consent/self_service.html"
 

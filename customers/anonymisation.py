@@ -43,6 +43,7 @@ class Preflight:
     secrets: int
     names: list
     documents: int = 0
+    hidden_mentions: int = 0
     mentions: list = field(default_factory=list)
 
     @property
@@ -55,17 +56,28 @@ def names_of(customer, contacts):
     return [n for n in dict.fromkeys(n.strip() for n in names) if len(n) >= 3]
 
 
-def preflight(customer):
+def preflight(customer, visible):
+    """What to check before anonymising. Mentions are listed only among the `visible`
+    customers (the user's scope); mentions elsewhere are only counted, so a restricted
+    user learns nothing about customers they may not see."""
     contacts = list(ContactPerson.objects.filter(customer=customer))
     names = names_of(customer, contacts)
     mentions = []
+    hidden = 0
     if names:
-        condition = Q()
+        notes = Q()
+        texts = Q()
         for name in names:
-            condition |= Q(notes__icontains=name)
-        for other in Customer.objects.filter(condition).exclude(pk=customer.pk)[:50]:
+            notes |= Q(notes__icontains=name)
+            texts |= Q(text__icontains=name)
+        in_scope = Q(pk__in=visible.values("pk"))
+        others = Customer.objects.filter(notes).exclude(pk=customer.pk)
+        for other in others.filter(in_scope)[:50]:
             mentions.append(Mention(f"Notes of customer {other}", "customer-detail", other.pk))
-        for contact in ContactPerson.objects.filter(condition).select_related("customer")[:50]:
+        hidden += others.exclude(in_scope).count()
+        contact_notes = ContactPerson.objects.filter(notes).select_related("customer")
+        visible_ids = visible.values("pk")
+        for contact in contact_notes.filter(customer__in=visible_ids)[:50]:
             mentions.append(
                 Mention(
                     f"Notes of contact {contact.name} ({contact.customer})",
@@ -73,10 +85,9 @@ def preflight(customer):
                     contact.customer_id,
                 )
             )
-        text_condition = Q()
-        for name in names:
-            text_condition |= Q(text__icontains=name)
-        for invoice in Invoice.objects.filter(text_condition).select_related("customer")[:50]:
+        hidden += contact_notes.exclude(customer__in=visible_ids).count()
+        invoices = Invoice.objects.filter(texts).select_related("customer")
+        for invoice in invoices.filter(customer__in=visible_ids)[:50]:
             mentions.append(
                 Mention(
                     f"Text of invoice {invoice.number} ({invoice.customer})",
@@ -84,6 +95,7 @@ def preflight(customer):
                     invoice.customer_id,
                 )
             )
+        hidden += invoices.exclude(customer__in=visible_ids).count()
     return Preflight(
         balance=ledger_balance(customer),
         contacts=contacts,
@@ -91,6 +103,7 @@ def preflight(customer):
         secrets=Secret.objects.filter(customer=customer).count(),
         names=names,
         mentions=mentions,
+        hidden_mentions=hidden,
     )
 
 

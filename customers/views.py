@@ -345,7 +345,9 @@ class AnonymiseView(CustomerMixin, View):
 
     def page(self, customer, error=None):
         context = self.card_context(customer)
-        context.update(check=anonymisation.preflight(customer), error=error)
+        context.update(
+            check=anonymisation.preflight(customer, visible_customers(self.request)), error=error
+        )
         return render(self.request, self.template_name, context)
 
     def get(self, request, pk):

@@ -10,7 +10,9 @@ from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.tenancy import tenant_scope
 from documents import links
@@ -55,7 +57,11 @@ class DisputeForm(forms.Form):
     )
 
 
+@method_decorator(csrf_exempt, name="dispatch")
 class LinkView(View):
+    """CSRF-exempt for the same reason as the consent page: the URL token is the
+    credential, and no-referrer makes browsers post `Origin: null`."""
+
     def dead(self, request, message, link=None):
         can_renew = bool(
             link and link.contact_id and link.contact.email and not link.customer.anonymised_at

@@ -14,13 +14,23 @@ class MemberRequiredMixin:
 
     required_capability = None
 
-    def dispatch(self, request, *args, **kwargs):
+    def access_refused(self, request):
+        """The answer for a request that may not go on, or None."""
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if request.tenancy.entity is None:
             return render(request, "accounts/no_entity.html", status=403)
+        return None
+
+    def check_capability(self, request):
         if self.required_capability and not request.tenancy.can(self.required_capability):
             raise PermissionDenied("Your role does not give access to this page.")
+
+    def dispatch(self, request, *args, **kwargs):
+        refused = self.access_refused(request)
+        if refused is not None:
+            return refused
+        self.check_capability(request)
         return super().dispatch(request, *args, **kwargs)
 
 
@@ -28,7 +38,8 @@ class ScopedObjectMixin(MemberRequiredMixin):
     """A view of one object, looked up only among what the request may see.
 
     Objects outside that set -- another entity's, or hidden by role -- are a 404, never a
-    403, so ids do not leak.
+    403, so ids do not leak. Visibility is checked before the role's capability, so an
+    object the user cannot see is a 404 even on pages their role could not use anyway.
     """
 
     model = None
@@ -39,5 +50,16 @@ class ScopedObjectMixin(MemberRequiredMixin):
         # The model's TenantManager filters to the request's entity (accounts.tenancy).
         return self.model.objects.all()
 
+    def dispatch(self, request, *args, **kwargs):
+        refused = self.access_refused(request)
+        if refused is not None:
+            return refused
+        self._scoped_object = get_object_or_404(self.get_scoped_queryset(), pk=kwargs["pk"])
+        self.check_capability(request)
+        return super(MemberRequiredMixin, self).dispatch(request, *args, **kwargs)
+
     def get_object(self, queryset=None):
+        cached = getattr(self, "_scoped_object", None)
+        if cached is not None:
+            return cached
         return get_object_or_404(self.get_scoped_queryset(), pk=self.kwargs["pk"])

@@ -221,6 +221,12 @@ class CustomerEditMixin:
         if not form.is_valid():
             return self.page(form, form.instance if form.instance.pk else None)
         customer = services.save_customer(form, actor=self.request.user, request=self.request)
+        if not visible_customers(self.request).filter(pk=customer.pk).exists():
+            # E.g. a restricted collector handed the customer to a colleague.
+            messages.success(
+                self.request, f"{customer.name} was saved; it is no longer in your view."
+            )
+            return redirect("customer-list")
         messages.success(self.request, f"{customer.name} was saved.")
         return redirect("customer-detail", pk=customer.pk)
 

@@ -32,6 +32,10 @@ app.conf.beat_schedule = {
         "task": "security.tasks.remind_expiring_passwords",
         "schedule": crontab(hour=7, minute=5),
     },
+    "requeue-stale-emails": {
+        "task": "documents.tasks.requeue_stale_emails",
+        "schedule": crontab(minute="*/10"),
+    },
     "purge-old-links": {
         "task": "documents.tasks.purge_old_links",
         "schedule": crontab(hour=4, minute=0),

@@ -1,8 +1,8 @@
 """Payment reminders: rendered from templates, gated by consent, queued for the Celery
 worker, and delivered at most once."""
 
+import re
 import smtplib
-import socket
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -127,20 +127,43 @@ def queue_reminder(customer, contact, *, actor, request):
         request=request,
         data={"email": email.pk, "kind": "reminder"},
     )
-    from documents.tasks import send_email_task
+    from documents.tasks import dispatch_email
 
     email_id = email.pk
-    transaction.on_commit(lambda: send_email_task.delay(email_id))
+    transaction.on_commit(lambda: dispatch_email(email_id))
     return email
 
 
-TRANSIENT_SMTP = (
-    smtplib.SMTPServerDisconnected,
-    smtplib.SMTPConnectError,
-    socket.timeout,
-    ConnectionError,
-    TimeoutError,
-)
+# Network trouble of any kind (timeouts, refused connections, DNS, TLS) is temporary.
+TRANSIENT_SMTP = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)
+TOKEN_IN_URL = re.compile(r"/(l|c)/[^/\s\"'<>]+/")
+
+
+def without_tokens(body):
+    """The body with its link tokens masked: once an email is settled, the database keeps
+    no working link (links themselves are stored only as hashes)."""
+    return TOKEN_IN_URL.sub(lambda m: f"/{m.group(1)}/…/", body)
+
+
+def settle(email_id, **fields):
+    email = OutgoingEmail.objects.get(pk=email_id)
+    OutgoingEmail.objects.filter(pk=email_id).update(
+        text_body=without_tokens(email.text_body),
+        html_body=without_tokens(email.html_body),
+        **fields,
+    )
+
+
+def _again(email_id, reason):
+    OutgoingEmail.objects.filter(pk=email_id).update(
+        status=OutgoingEmail.Status.QUEUED, reason=f"Temporary failure: {reason}"
+    )
+    return "retry"
+
+
+def _failed(email_id, reason):
+    settle(email_id, status=OutgoingEmail.Status.FAILED, reason=reason)
+    return "failed"
 
 
 def deliver(email_id, now=None):
@@ -168,39 +191,51 @@ def deliver(email_id, now=None):
         message.attach_alternative(email.html_body, "text/html")
         try:
             message.send()
-        except TRANSIENT_SMTP as exc:
-            OutgoingEmail.objects.filter(pk=email.pk).update(
-                status=OutgoingEmail.Status.QUEUED,
-                reason=f"Temporary failure: {type(exc).__name__}",
-            )
-            return "retry"
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            if codes and all(400 <= code < 500 for code in codes):  # e.g. greylisting
+                return _again(email.pk, codes[0])
+            return _failed(email.pk, f"The recipient was refused ({', '.join(map(str, codes))}).")
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
-                OutgoingEmail.objects.filter(pk=email.pk).update(
-                    status=OutgoingEmail.Status.QUEUED, reason=f"Temporary failure: {exc.smtp_code}"
-                )
-                return "retry"
-            OutgoingEmail.objects.filter(pk=email.pk).update(
-                status=OutgoingEmail.Status.FAILED,
-                reason=f"Refused by the mail server ({exc.smtp_code}).",
-            )
-            return "failed"
+                return _again(email.pk, exc.smtp_code)
+            return _failed(email.pk, f"Refused by the mail server ({exc.smtp_code}).")
+        except TRANSIENT_SMTP as exc:
+            return _again(email.pk, type(exc).__name__)
         except smtplib.SMTPException as exc:
-            OutgoingEmail.objects.filter(pk=email.pk).update(
-                status=OutgoingEmail.Status.FAILED, reason=f"Refused: {type(exc).__name__}"
-            )
-            return "failed"
-        OutgoingEmail.objects.filter(pk=email.pk).update(
-            status=OutgoingEmail.Status.SENT, sent_at=timezone.now(), reason=""
-        )
+            return _failed(email.pk, f"Refused: {type(exc).__name__}")
+        settle(email.pk, status=OutgoingEmail.Status.SENT, sent_at=timezone.now(), reason="")
         return "sent"
 
 
 def give_up(email_id):
     with system_code():
-        OutgoingEmail.objects.filter(pk=email_id, status=OutgoingEmail.Status.QUEUED).update(
-            status=OutgoingEmail.Status.FAILED, reason="Gave up after repeated temporary failures."
+        if OutgoingEmail.objects.filter(pk=email_id, status=OutgoingEmail.Status.QUEUED).exists():
+            settle(
+                email_id,
+                status=OutgoingEmail.Status.FAILED,
+                reason="Gave up after repeated temporary failures.",
+            )
+
+
+def requeue_stale(now=None, older_than=None):
+    """Hand queued emails whose task was lost (broker outage, eager mode after a temporary
+    failure) to the worker again. Idempotent: delivery claims each row once."""
+    from datetime import timedelta
+
+    from documents.tasks import dispatch_email
+
+    now = now or timezone.now()
+    cutoff = now - (older_than or timedelta(minutes=10))
+    with system_code():
+        ids = list(
+            OutgoingEmail.objects.filter(
+                status=OutgoingEmail.Status.QUEUED, created_at__lt=cutoff, attempts__lt=6
+            ).values_list("pk", flat=True)[:500]
         )
+    for email_id in ids:
+        dispatch_email(email_id)
+    return len(ids)
 
 
 def send_fresh_link(link, *, request):
@@ -226,8 +261,8 @@ def send_fresh_link(link, *, request):
         text_body=text,
         html_body=render_to_string("documents/email/fresh_link.html", {"url": url, "link": link}),
     )
-    from documents.tasks import send_email_task
+    from documents.tasks import dispatch_email
 
     email_id = email.pk
-    transaction.on_commit(lambda: send_email_task.delay(email_id))
+    transaction.on_commit(lambda: dispatch_email(email_id))
     return fresh

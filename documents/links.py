@@ -76,10 +76,12 @@ def validity(link):
 
 def problem_with(link, now):
     """Why a link cannot be used now, as a sentence, or None when it can."""
-    if link.revoked_at is not None:
-        return "This link was withdrawn."
     if link.customer.anonymised_at is not None:
         return "This link is no longer valid."
+    if link.revoked_at is not None:
+        return "This link was withdrawn."
+    if link.kind == Kind.DOCUMENT and link.document_id is None:
+        return "This document is no longer available."
     if now >= link.created_at + validity(link):
         return "This link has expired."
     if link.max_uses is not None and link.uses >= link.max_uses:

@@ -69,8 +69,9 @@ class CustomerLink(models.Model):
         related_name="links",
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    # SET_NULL: deleting a document kills its links but keeps their record and use log.
     document = models.ForeignKey(
-        Document, on_delete=models.CASCADE, null=True, blank=True, related_name="links"
+        Document, on_delete=models.SET_NULL, null=True, blank=True, related_name="links"
     )
     invoice = models.ForeignKey(
         "customers.Invoice", on_delete=models.CASCADE, null=True, blank=True, related_name="links"

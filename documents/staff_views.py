@@ -13,6 +13,7 @@ from django.views import View
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
+from consent.services import REMINDER_EMAIL, consent_given
 from customers.models import ContactPerson, Customer
 from customers.selectors import visible_customers
 from customers.views import CustomerMixin
@@ -136,6 +137,14 @@ class CustomerDocumentsView(CustomerMixin, View):
             form = SendLinkForm(request.POST, customer=customer)
             if not form.is_valid():
                 return self.page(customer, send=form)
+            granted, purpose = consent_given(form.cleaned_data["contact"], REMINDER_EMAIL)
+            if not granted:
+                name = purpose.name if purpose else "invoices and reminders by email"
+                messages.error(
+                    request,
+                    f"Not sent: {form.cleaned_data['contact'].name} has not consented to “{name}”.",
+                )
+                return redirect("customer-documents", pk=customer.pk)
             count = send_links(customer, form.cleaned_data, actor=request.user, request=request)
             messages.success(
                 request, f"{count} link(s) emailed to {form.cleaned_data['contact'].email}."
@@ -234,10 +243,10 @@ def send_links(customer, data, *, actor, request):
         html_body=html,
         created_by=actor,
     )
-    from documents.tasks import send_email_task
+    from documents.tasks import dispatch_email
 
     email_id = email.pk
-    transaction.on_commit(lambda: send_email_task.delay(email_id))
+    transaction.on_commit(lambda: dispatch_email(email_id))
     return len(made)
 
 
@@ -290,6 +299,7 @@ class DocumentDeleteView(ScopedObjectMixin, View):
 
 def delete_document(document, *, actor, request=None):
     name = document.file.name
+    document_id = document.pk
     with transaction.atomic():
         CustomerLink.objects.filter(document=document, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
@@ -301,7 +311,7 @@ def delete_document(document, *, actor, request=None):
             entity=document.entity,
             target=Customer.objects.filter(pk=document.customer_id).first(),
             request=request,
-            data={"document": document.pk, "kind": document.kind},
+            data={"document": document_id, "kind": document.kind},
         )
         transaction.on_commit(lambda: document.file.storage.delete(name))
 

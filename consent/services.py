@@ -1,10 +1,8 @@
 """Consents: default purposes, reading the current state, changing it (always with a
 ledger entry), and the signed self-service link."""
 
-from datetime import timedelta
 
 from django.conf import settings
-from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
@@ -55,8 +53,6 @@ DEFAULT_PURPOSES = [
     ),
     ("post", "Letters by post", Channel.POST, LegalBasis.CONTRACT, "Invoices and notices by post."),
 ]
-
-LINK_SALT = "consent.self-service"
 
 
 def purposes_for(entity):
@@ -154,29 +150,25 @@ def set_consents(
     return events
 
 
-def make_link_token(contact):
-    """A signed token naming the contact and entity; its age is inside the signature."""
-    return signing.dumps({"c": contact.pk, "e": contact.entity_id}, salt=LINK_SALT, compress=True)
+def make_link_token(contact, *, actor=None, request=None):
+    """A new link to `contact`'s consent page: a `CustomerLink` record (revocable, logged,
+    valid per the entity's setting for links in interactive emails); returns its token,
+    which exists only in the URL (the database keeps its hash)."""
+    from documents.links import create_link
+    from documents.models import CustomerLink
 
-
-class LinkError(Exception):
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
-
-
-def read_link_token(token, *, max_age_days):
-    try:
-        data = signing.loads(token, salt=LINK_SALT, max_age=timedelta(days=max_age_days))
-    except signing.SignatureExpired:
-        raise LinkError("This link has expired.") from None
-    except signing.BadSignature:
-        raise LinkError("This link is not valid.") from None
-    return data.get("c"), data.get("e")
+    _, token = create_link(
+        customer=contact.customer,
+        kind=CustomerLink.Kind.CONSENT,
+        contact=contact,
+        actor=actor,
+        request=request,
+    )
+    return token
 
 
 def send_consent_link(contact, *, actor, request):
-    token = make_link_token(contact)
+    token = make_link_token(contact, actor=actor, request=request)
     url = request.build_absolute_uri(reverse("consent-self-service", args=[token]))
     from security.selectors import policy_for
 

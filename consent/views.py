@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -19,7 +20,6 @@ from customers.models import ContactPerson
 from customers.selectors import visible_customers
 from security.audit import record
 from security.client_ip import client_ip
-from security.selectors import policy_for
 
 
 def consent_fields(purposes, current):
@@ -250,28 +250,28 @@ class SelfServiceView(View):
     template_name = "consent/self_service.html"
 
     def resolve(self, token):
-        """(contact, None) or (None, message), checking signature, age and the customer."""
-        from accounts.tenancy import system_code
-        from customers.models import ContactPerson
+        """(link, None) or (None, message): the link must exist, be a consent link, and be
+        usable now (not expired, withdrawn, used up, or of an anonymised customer)."""
+        from documents import links
+        from documents.models import CustomerLink
 
-        try:
-            contact_id, entity_id = services.read_link_token(token, max_age_days=3650)
-        except services.LinkError as exc:
-            return None, exc.message
-        with system_code():
-            contact = (
-                ContactPerson.objects.filter(pk=contact_id, entity_id=entity_id)
-                .select_related("customer", "entity")
-                .first()
-            )
-            if contact is None or contact.customer.anonymised_at:
-                return None, "This link is no longer valid."
-            days = policy_for(entity=contact.entity).interactive_link_days
-        try:
-            services.read_link_token(token, max_age_days=days)
-        except services.LinkError as exc:
-            return None, exc.message
-        return contact, None
+        link = links.find(token)
+        if link is None or link.kind != CustomerLink.Kind.CONSENT or link.contact is None:
+            return None, "This link is not valid."
+        problem = links.problem_with(link, timezone.now())
+        if problem:
+            return None, problem
+        return link, None
+
+    def log_use(self, request, link):
+        from documents import links
+
+        links.use(
+            link,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            now=timezone.now(),
+        )
 
     def dead(self, request, message):
         return _private(render(request, "consent/link_dead.html", {"message": message}, status=410))
@@ -283,15 +283,18 @@ class SelfServiceView(View):
         return _private(render(request, self.template_name, context))
 
     def get(self, request, token):
-        contact, problem = self.resolve(token)
+        link, problem = self.resolve(token)
         if problem:
             return self.dead(request, problem)
-        return self.page(request, contact)
+        self.log_use(request, link)
+        return self.page(request, link.contact)
 
     def post(self, request, token):
-        contact, problem = self.resolve(token)
+        link, problem = self.resolve(token)
         if problem:
             return self.dead(request, problem)
+        contact = link.contact
+        self.log_use(request, link)
         with tenant_scope(contact.entity):
             privacy = services.privacy_of(contact.entity)
             if request.POST.get("policy_version", "") != privacy.policy_version:

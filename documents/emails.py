@@ -43,7 +43,8 @@ def reminder_context(customer, contact, *, absolute, make_links=True, actor=None
             request=request,
         )
         page_url = absolute(reverse("customer-link", args=[token]))
-        consent_url = absolute(reverse("consent-self-service", args=[make_link_token(contact)]))
+        consent_token = make_link_token(contact, actor=actor, request=request)
+        consent_url = absolute(reverse("consent-self-service", args=[consent_token]))
     for invoice in invoices:
         pdf_url = "#"
         if make_links:

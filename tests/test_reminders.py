@@ -204,6 +204,7 @@ def test_a_reminder_with_consent_is_sent_with_working_links(
     assert row.created_by == user and row.contact == book.kari and row.sent_at is not None
     assert [(link.kind, link.invoice) for link in made] == [
         ("interactive", None),
+        ("consent", None),
         ("invoice_pdf", book.open1),
         ("invoice_pdf", book.open2),
     ]

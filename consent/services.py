@@ -1,7 +1,6 @@
 """Consents: default purposes, reading the current state, changing it (always with a
 ledger entry), and the signed self-service link."""
 
-
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction

@@ -14,6 +14,7 @@ from django.views.generic import TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
 from accounts.tenancy import tenant_scope
+from config.http import private
 from consent import services
 from consent.models import ConsentEvent, ConsentSource, DataProcessor, PrivacySettings
 from customers.models import ContactPerson
@@ -231,13 +232,6 @@ class ProcessorRemoveView(ScopedObjectMixin, View):
 # --- Self-service (public) -------------------------------------------------------------------
 
 
-def _private(response):
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
-    response["X-Robots-Tag"] = "noindex"
-    return response
-
-
 @method_decorator(csrf_exempt, name="dispatch")
 class SelfServiceView(View):
     """The contact's own consent page. A GET shows; only the submitted form changes.
@@ -274,13 +268,13 @@ class SelfServiceView(View):
         )
 
     def dead(self, request, message):
-        return _private(render(request, "consent/link_dead.html", {"message": message}, status=410))
+        return private(render(request, "consent/link_dead.html", {"message": message}, status=410))
 
     def page(self, request, contact, saved=False, notice=None):
         with tenant_scope(contact.entity):
             context = consent_form_context(contact)
         context.update(saved=saved, notice=notice)
-        return _private(render(request, self.template_name, context))
+        return private(render(request, self.template_name, context))
 
     def get(self, request, token):
         link, problem = self.resolve(token)

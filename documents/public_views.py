@@ -15,19 +15,13 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.tenancy import tenant_scope
+from config.http import parse_int, private
 from documents import links
 from documents.models import CustomerLink, InvoiceAction
 from security.audit import record
 from security.client_ip import client_ip
 
 Kind = CustomerLink.Kind
-
-
-def private(response):
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
-    response["X-Robots-Tag"] = "noindex"
-    return response
 
 
 def safe_filename(name, fallback="document.pdf"):
@@ -151,7 +145,9 @@ class LinkView(View):
             raise Http404("Nothing to submit here.")
         action = request.POST.get("action")
         with tenant_scope(link.entity):
-            invoice = link.customer.invoices.filter(pk=_int(request.POST.get("invoice_id"))).first()
+            invoice = link.customer.invoices.filter(
+                pk=parse_int(request.POST.get("invoice_id"))
+            ).first()
             if invoice is None:
                 return self.interactive_page(request, link)
             prefix = f"{'p' if action == 'promise' else 'd'}{invoice.pk}"
@@ -186,13 +182,6 @@ class LinkView(View):
                     data={"invoice": invoice.number, "link": link.pk},
                 )
         return redirect("customer-link", token=token)
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def invoice_pdf_response(invoice):

@@ -13,6 +13,7 @@ from django.views import View
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
+from config.http import parse_int
 from consent.services import REMINDER_EMAIL, consent_given
 from customers.models import ContactPerson, Customer
 from customers.selectors import visible_customers
@@ -257,7 +258,7 @@ class SendReminderView(CustomerMixin, View):
     def post(self, request, pk):
         customer = self.get_object()
         contact = ContactPerson.objects.filter(
-            customer=customer, pk=_int(request.POST.get("contact"))
+            customer=customer, pk=parse_int(request.POST.get("contact"))
         ).first()
         if contact is None:
             messages.error(request, "Choose a contact person of this customer.")
@@ -272,13 +273,6 @@ class SendReminderView(CustomerMixin, View):
             else:
                 messages.success(request, f"The reminder to {contact.email} is on its way.")
         return redirect("customer-documents", pk=customer.pk)
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class DocumentDeleteView(ScopedObjectMixin, View):

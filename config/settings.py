@@ -137,7 +137,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "security.hashers.Argon2idHasher",
     # Kept so accounts imported with an older hash can still log in; Django upgrades
     # the stored hash to Argon2 at their next successful login.
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

@@ -53,7 +53,12 @@ class CustomerSearchForm(forms.Form):
 
     def __init__(self, *args, entity, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["collector"].queryset = entity_people(entity)
+        # Only the people who collect customers here (a short list, from the
+        # (entity, collector) index), not everyone with access to the entity.
+        collectors = Customer.objects.filter(collector__isnull=False).values("collector_id")
+        self.fields["collector"].queryset = User.objects.filter(
+            pk__in=collectors.distinct()
+        ).order_by("full_name", "email")
 
 
 class CustomerForm(forms.ModelForm):

@@ -95,6 +95,8 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["entity", "-created_at"], name="audit_entity_recent"),
             models.Index(fields=["actor", "-created_at"], name="audit_actor_recent"),
+            # Card history and anonymisation look events up by their target.
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
         ]
 
     def __str__(self):

@@ -75,7 +75,9 @@ def users_in_scope(*, entity=None, group=None, entity_id=None, group_id=None):
         through_group = GroupMembership.objects.filter(group__entities__id=entity_id)
     else:
         raise ValueError("Give an entity or a multi-entity access.")
-    condition = Q(id__in=direct.values("user_id"))
+    user_ids = direct.values("user_id")
     if through_group is not None:
-        condition |= Q(id__in=through_group.values("user_id"))
-    return User.objects.filter(condition)
+        # One IN over a UNION: the planner uses the membership indexes. (An OR of two INs
+        # scanned every user on the platform: 146 ms at 1,000,000 users, see bench/.)
+        user_ids = user_ids.union(through_group.values("user_id"))
+    return User.objects.filter(id__in=user_ids)

@@ -72,9 +72,17 @@ def test_it_refuses_a_url_that_is_not_redis():
 
 
 def test_real_settings_hash_passwords_with_argon2():
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+    from django.utils.module_loading import import_string
+
     import config.settings as real
 
-    assert real.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+    hasher = import_string(real.PASSWORD_HASHERS[0])
+    assert issubclass(hasher, Argon2PasswordHasher)
+    encoded = hasher().encode("Velvet-Harbor-42!", hasher().salt())
+    assert encoded.startswith("argon2$argon2id$")
+    assert hasher().verify("Velvet-Harbor-42!", encoded)
+    assert not hasher().verify("velvet-harbor-42!", encoded)
 
 
 # --- The process as an operator starts it ----------------------------------------------

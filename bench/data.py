@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5  # 5: passwords hashed with the product's Argon2id cost
 BENCH_PASSWORD = "Bench-Password-42!"
 MARKER_TABLE = "bench_dataset"
 SAFE_PREFIX = "guardrail_bench"

@@ -5,23 +5,11 @@ from django.db import transaction
 from customers.models import CustomerAssignment, Secret
 from security.audit import record
 
-AUDITED_CUSTOMER_FIELDS = [
-    "number",
-    "name",
-    "organisation_number",
-    "email",
-    "phone",
-    "address",
-    "delivery_address",
-    "collector",
-    "notes",
-]
-
 
 def save_customer(form, *, actor, request):
     """Save a CustomerForm and its assignments; audit which fields changed."""
     creating = form.instance.pk is None
-    changed = [f for f in form.changed_data if f in AUDITED_CUSTOMER_FIELDS]
+    changed = [f for f in form.changed_data if f in form.Meta.fields]  # not "assigned"
     with transaction.atomic():
         customer = form.save()
         wanted = {user.pk for user in form.cleaned_data["assigned"]}

@@ -4,16 +4,12 @@ ones failed, a row left in "sending" never resent); the preview page; and a real
 worker on Redis delivering to a local SMTP sink."""
 
 import email
-import os
 import re
 import smtplib
 import socket
 import socketserver
-import subprocess
-import sys
 import threading
 import time
-import uuid
 import zlib
 from datetime import date
 from decimal import Decimal
@@ -25,7 +21,6 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection
 from django.test import Client, RequestFactory
 
 from accounts.roles import Role
@@ -37,6 +32,7 @@ from customers.models import ContactPerson, Customer, Invoice
 from documents import emails, tasks
 from documents.models import CustomerLink, OutgoingEmail
 from security.models import AuditEvent
+from tests.celery_worker import running_worker
 from tests.conftest import work_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -659,19 +655,9 @@ def smtp_sink():
 
 @pytest.fixture
 def worker(transactional_db, smtp_sink):
-    """A worker process on a queue of its own, using the test database, and sending
-    email over SMTP to the sink (config.settings switches to SMTP when EMAIL_HOST is set)."""
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
+    """A worker sending email over SMTP to the sink (config.settings switches to SMTP
+    when EMAIL_HOST is set)."""
+    smtp = {
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(smtp_sink.server_address[1]),
         "EMAIL_USE_TLS": "false",
@@ -679,43 +665,8 @@ def worker(transactional_db, smtp_sink):
         "EMAIL_HOST_PASSWORD": "",
         "EMAIL_TIMEOUT_SECONDS": "10",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--concurrency",
-            "1",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with running_worker(smtp) as queue:
         yield queue
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        if os.environ.get("SHOW_WORKER_LOG"):
-            print(output)
 
 
 def wait_for_status(row, status, seconds=60):

@@ -2,8 +2,10 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
+from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
@@ -14,18 +16,48 @@ from accounts.sessions import end_sessions
 from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
 from customers.selectors import visible_customers
 from security.audit import record
+from security.client_ip import client_ip
+from security.lockouts import (
+    attempted_account,
+    block_in_force,
+    record_refusal,
+    refusal_page,
+    reserve_attempt,
+)
 from security.models import AuditEvent
 
 
 class EmailLoginView(LoginView):
+    """Django's login view with the lockouts in front (security.lockouts).
+
+    An attempt during a block is answered after one plain read: no row is locked and no
+    password is checked. Otherwise the attempt is reserved against both counters and
+    committed before the form checks the password, so simultaneous attempts see it.
+    Everything after that (the password check, giving the reservation back, the new
+    session, last_login and the audit event) commits once.
+    """
+
     form_class = EmailLoginForm
     redirect_authenticated_user = True
 
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        from security.account_views import send_code_after_sign_in
+    def post(self, request, *args, **kwargs):
+        account = attempted_account(request.POST)
+        ip = client_ip(request)
+        now = timezone.now()
+        until = block_in_force(account, ip, now)
+        if until is None:
+            request.lockout_reservation = reserve_attempt(account, ip, now)
+            until = request.lockout_reservation.refused_until
+        if until is not None:
+            record_refusal(request, account, until)
+            return refusal_page(request, until, request.POST.get("username", ""))
+        with transaction.atomic():
+            response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            # After the commit: texting a code may wait on the SMS provider.
+            from security.account_views import send_code_after_sign_in
 
-        send_code_after_sign_in(self.request, form.get_user())
+            send_code_after_sign_in(request, request.user)
         return response
 
 

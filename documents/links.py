@@ -8,14 +8,16 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Case, F, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tenancy import system_code
 from documents.models import CustomerLink, LinkUse
 from security.audit import record
+from security.models import SecurityPolicy
 from security.selectors import policy_for
 
 Kind = CustomerLink.Kind
@@ -63,14 +65,37 @@ def create_link(
     return link, token
 
 
+DOCUMENT_KINDS = (Kind.DOCUMENT, Kind.INVOICE_PDF)
+
+
+def with_validity(queryset):
+    """Annotate `valid_days`, how long each link works under its entity's settings in
+    force now, read in the same query (the field's default while the entity has no
+    settings row)."""
+    settings_row = SecurityPolicy.objects.filter(entity_id=OuterRef("entity_id"))
+
+    def days(field):
+        default = SecurityPolicy._meta.get_field(field).default
+        return Coalesce(Subquery(settings_row.values(field)[:1]), Value(default))
+
+    return queryset.annotate(
+        valid_days=Case(
+            When(kind__in=DOCUMENT_KINDS, then=days("document_link_days")),
+            default=days("interactive_link_days"),
+        )
+    )
+
+
 def validity(link):
     """How long a link works, from the entity's settings in force now."""
-    policy = policy_for(entity=link.entity)
-    days = (
-        policy.document_link_days
-        if link.kind in (Kind.DOCUMENT, Kind.INVOICE_PDF)
-        else (policy.interactive_link_days)
-    )
+    days = getattr(link, "valid_days", None)
+    if days is None:  # a link not read through with_validity()
+        policy = policy_for(entity=link.entity)
+        days = (
+            policy.document_link_days
+            if link.kind in DOCUMENT_KINDS
+            else policy.interactive_link_days
+        )
     return timedelta(days=days)
 
 
@@ -94,15 +119,44 @@ def find(token):
     if not token or len(token) > 100:
         return None
     with system_code():
-        return (
-            CustomerLink.objects.filter(token_hash=token_hash(token))
-            .select_related("customer", "contact", "entity", "document", "invoice")
-            .first()
-        )
+        links = with_validity(CustomerLink.objects.filter(token_hash=token_hash(token)))
+        try:
+            return links.select_related(
+                "customer", "contact", "entity", "document", "invoice"
+            ).get()
+        except CustomerLink.DoesNotExist:
+            return None
+
+
+# Hand-written because the ORM cannot put an UPDATE and an INSERT in one statement: on
+# PostgreSQL a use is counted (against max_uses and revocation, under the row's lock)
+# and logged by this one statement, one round trip and one commit per download.
+COUNT_AND_LOG_USE = """
+    WITH counted AS (
+        UPDATE {link} SET uses = uses + 1
+        WHERE id = %(link)s AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)
+        RETURNING id, entity_id
+    )
+    INSERT INTO {use} (entity_id, link_id, used_at, ip, user_agent)
+    SELECT entity_id, id, %(now)s, %(ip)s::inet, %(agent)s FROM counted
+"""
 
 
 def use(link, *, ip, user_agent, now):
     """Count one use, atomically against max_uses; False if it is used up meanwhile."""
+    user_agent = (user_agent or "")[:300]
+    if connection.vendor == "postgresql":
+        sql = COUNT_AND_LOG_USE.format(
+            link=connection.ops.quote_name(CustomerLink._meta.db_table),
+            use=connection.ops.quote_name(LinkUse._meta.db_table),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"link": link.pk, "now": now, "ip": ip, "agent": user_agent})
+            counted = cursor.rowcount == 1
+        if counted:
+            link.uses += 1
+        return counted
+    # Elsewhere (SQLite in development) the same in a transaction.
     with system_code(), transaction.atomic():
         rows = CustomerLink.objects.filter(pk=link.pk, revoked_at__isnull=True)
         if link.max_uses is not None:
@@ -110,7 +164,7 @@ def use(link, *, ip, user_agent, now):
         if not rows.update(uses=F("uses") + 1):
             return False
         LinkUse.objects.create(
-            entity=link.entity, link=link, used_at=now, ip=ip, user_agent=(user_agent or "")[:300]
+            entity=link.entity, link=link, used_at=now, ip=ip, user_agent=user_agent
         )
     link.uses += 1
     return True

@@ -112,7 +112,9 @@ class CustomerDocumentsView(CustomerMixin, View):
             documents=customer.documents.select_related("invoice", "uploaded_by"),
             links=[
                 (link, links.status_of(link, now))
-                for link in customer.links.select_related("contact", "document", "invoice")[:100]
+                for link in links.with_validity(customer.links.all()).select_related(
+                    "contact", "document", "invoice"
+                )[:100]
             ],
             emails=OutgoingEmail.objects.filter(customer=customer).select_related("contact")[:50],
             upload_form=upload or UploadForm(customer=customer),

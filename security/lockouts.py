@@ -23,7 +23,7 @@ from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Value, When
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -97,6 +97,26 @@ def _lock_rows(keys):
     return {(row.kind, row.key): row for row in rows.order_by("kind", "key")}
 
 
+def block_in_force(account, ip, now):
+    """When the block on this account or address ends, or None: one plain read, no lock.
+
+    The login view asks this first, so an attempt during a block costs one SELECT and
+    locks nothing. A block that begins right after this read is still caught by
+    `reserve_attempt`, which decides under the row locks."""
+    keys = _keys(account, ip)
+    if not keys:
+        return None
+    wanted = Q()
+    for kind, key in keys:
+        wanted |= Q(kind=kind, key=key)
+    ends = [
+        blocked_until(row.failures, row.last_failure_at, LIMITS[row.kind], now)
+        for row in LoginThrottle.objects.filter(wanted).only("kind", "failures", "last_failure_at")
+    ]
+    ends = [end for end in ends if end is not None]
+    return max(ends) if ends else None
+
+
 def reserve_attempt(account, ip, now):
     """Refuse when blocked; otherwise count this attempt as a failure in advance."""
     reservation = Reservation(account=account, ip=ip)
@@ -134,7 +154,7 @@ def release_after_success(reservation):
     if reservation is None or reservation.refused or reservation.released:
         return
     reservation.released = True
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # part of the sign-in's transaction
         if reservation.account:
             LoginThrottle.objects.filter(kind=Kind.ACCOUNT, key=reservation.account).update(
                 failures=0, last_failure_at=None
@@ -194,10 +214,14 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
     """django-axes handler with an account counter and an IP counter (see module doc)."""
 
     def is_allowed(self, request, credentials=None):
-        reservation = reserve_attempt(
-            attempted_account(credentials), request.axes_ip_address, timezone.now()
-        )
-        request.lockout_reservation = reservation
+        # The login view reserves before the form is checked (accounts.views); any other
+        # caller of authenticate() reserves here.
+        reservation = getattr(request, "lockout_reservation", None)
+        if reservation is None or reservation.account != attempted_account(credentials):
+            reservation = reserve_attempt(
+                attempted_account(credentials), request.axes_ip_address, timezone.now()
+            )
+            request.lockout_reservation = reservation
         if reservation.refused:
             # AxesMiddleware answers with AXES_LOCKOUT_CALLABLE when these are set.
             request.axes_locked_out = True
@@ -226,14 +250,7 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
         if reservation is None:
             return
         if reservation.refused:
-            record(
-                "auth.login.refused_blocked",
-                request=request,
-                data={
-                    "username": reservation.account or "",
-                    "until": reservation.refused_until.isoformat(),
-                },
-            )
+            record_refusal(request, reservation.account, reservation.refused_until)
             return
         if reservation.account and reservation.account_failures == LIMITS[Kind.ACCOUNT].failures:
             _account_blocked(request, reservation.account)
@@ -283,14 +300,20 @@ def _account_blocked(request, account):
         )
 
 
-def lockout_response(request, original_response=None, credentials=None):
-    """Axes' lockout answer: the login page again, saying when to try again. The same for
-    existing and unknown accounts."""
+def record_refusal(request, account, until):
+    record(
+        "auth.login.refused_blocked",
+        request=request,
+        data={"username": account or "", "until": until.isoformat()},
+    )
+
+
+def refusal_page(request, until, username=""):
+    """The login page again, saying when to try again: the same for existing and unknown
+    accounts. No password is checked and nothing else is read."""
     from accounts.forms import EmailLoginForm
 
-    reservation = getattr(request, "lockout_reservation", None)
-    until = reservation.refused_until if reservation and reservation.refused else None
-    form = EmailLoginForm(request, initial={"username": (credentials or {}).get("username", "")})
+    form = EmailLoginForm(request, initial={"username": username})
     message = "Too many failed sign-in attempts."
     if until is not None:
         local = timezone.localtime(until)
@@ -301,3 +324,10 @@ def lockout_response(request, original_response=None, credentials=None):
         {"form": form, "lockout_message": message, "next": request.POST.get("next", "")},
         status=429,
     )
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """Axes' lockout answer (AXES_LOCKOUT_CALLABLE) for a refusal decided under the locks."""
+    reservation = getattr(request, "lockout_reservation", None)
+    until = reservation.refused_until if reservation and reservation.refused else None
+    return refusal_page(request, until, (credentials or {}).get("username", ""))

@@ -684,6 +684,51 @@ def test_concurrent_uses_never_exceed_max_uses(transactional_db, world):
     assert len(uses_of(link)) == 3
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="PostgreSQL counts and logs a use in one statement; elsewhere it takes a "
+    "transaction",
+)
+def test_a_download_reads_the_link_once_and_counts_and_logs_the_use_at_once(
+    client, book, django_assert_num_queries
+):
+    document = add_document(book.customer)
+    link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
+    set_days(book.entity, document_link_days=5)  # the settings row is read with the link
+    assert body_of(client.get(url(token))) == PDF
+
+    with django_assert_num_queries(2):
+        response = client.get(url(token))
+    assert response.status_code == 200
+    assert body_of(response) == PDF
+    assert fresh(link).uses == 2
+    assert len(uses_of(link)) == 2
+
+
+def test_the_documents_tab_does_not_read_settings_once_per_link(client, book):
+    from django.test.utils import CaptureQueriesContext
+
+    document = add_document(book.customer)
+    set_days(book.entity, document_link_days=5, interactive_link_days=3)
+    book.editor(client)
+    page = f"/customers/{book.customer.pk}/documents/"
+
+    def queries_with(count):
+        with system_code():
+            CustomerLink.objects.filter(customer=book.customer).delete()
+        for number in range(count):
+            kind = CustomerLink.Kind.DOCUMENT if number % 2 else CustomerLink.Kind.INTERACTIVE
+            make_link(book.customer, kind, document=document if number % 2 else None)
+        client.get(page)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(page)
+        assert response.status_code == 200
+        return len(captured), response.content.decode().count("Active")
+
+    assert queries_with(2) == (queries_with(12)[0], 2)
+    assert queries_with(12)[1] == 12
+
+
 # --- Tokens ----------------------------------------------------------------------------------
 
 

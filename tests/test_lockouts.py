@@ -114,6 +114,35 @@ def test_five_wrong_passwords_block_the_account_for_an_hour_from_the_fifth(world
     assert failures(Kind.ACCOUNT, email) == 0
 
 
+@override_settings(PASSWORD_HASHERS=COUNTING_HASHERS)
+@pytest.mark.parametrize("blocked", ["account", "address"])
+def test_an_attempt_during_a_block_costs_one_read_and_one_event(
+    world, blocked, verify_calls, django_assert_num_queries
+):
+    """A blocked attacker's retries stay cheap: the block is read without a lock, one
+    refusal is recorded, and no password, user or session is looked at."""
+    email = world.users[Role.SALES].email
+    with time_machine.travel(start(), tick=False):
+        if blocked == "account":
+            fail(email, 5)
+        else:
+            block_address(IP)
+        checked = verify_calls()
+        events = AuditEvent.objects.count()
+        with connection.execute_wrapper(_refuse_locks), django_assert_num_queries(2):
+            response = post_login(email, PASSWORD)
+    assert response.status_code == 429
+    assert LOCKOUT in response.content.decode()
+    assert verify_calls() == checked
+    assert AuditEvent.objects.count() == events + 1
+    assert AuditEvent.objects.first().action == REFUSED  # newest first
+
+
+def _refuse_locks(execute, sql, params, many, context):
+    assert "FOR UPDATE" not in sql, "a refused attempt must not lock the counters"
+    return execute(sql, params, many, context)
+
+
 @pytest.mark.parametrize("username", ["sales@acme.example", "ghost@acme.example"])
 def test_a_blocked_account_is_answered_429_saying_when_to_try_again(world, username):
     t0 = start()
@@ -471,7 +500,8 @@ def test_simultaneous_wrong_passwords_count_exactly_five(transactional_db, verif
     assert set(statuses) <= {200, 429}
     assert failures(Kind.ACCOUNT, email) == 5
     assert verify_calls() - verify_calls_before == 5
-    assert AuditEvent.objects.filter(action="auth.login.failed").count() == THREADS
+    # Every attempt leaves exactly one event: a checked wrong password, or a refusal.
+    assert AuditEvent.objects.filter(action="auth.login.failed").count() == 5
     assert AuditEvent.objects.filter(action=REFUSED).count() == THREADS - 5
     assert AuditEvent.objects.filter(action="auth.account.blocked").count() == 1
     ip_counts = LoginThrottle.objects.filter(kind=Kind.IP).values_list("failures", flat=True)

@@ -97,14 +97,27 @@ class Context:
         return CodeRecipient.USER
 
 
-def context_for(user, entity, policies):
-    """`policies`: the rows already loaded for the request (entity's and access's)."""
-    relevant = [
+def applying(entity, policies):
+    """The rows of `policies` whose allowlist is on and applies where the user works."""
+    return [
         p
         for p in policies
         if p.ip_allowlist_enabled
         and (p.entity_id == entity.pk or (entity.group_id and p.group_id == entity.group_id))
     ]
+
+
+def passed_marker(ip, entity, policies):
+    """What a session remembers after its address passed: the address, the entity and
+    the version of every applying allowlist. Any change to one of them gives another
+    marker, and the address is checked again."""
+    versions = sorted([p.pk, p.networks_version] for p in applying(entity, policies))
+    return [str(ip), entity.pk, versions]
+
+
+def context_for(user, entity, policies):
+    """`policies`: the rows already loaded for the request (entity's and access's)."""
+    relevant = applying(entity, policies)
     if not relevant:
         return Context([], [])
     rows = AllowedNetwork.objects.filter(policy__in=relevant).filter(

@@ -18,7 +18,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-from security.allowlist import address_allowed, context_for
+from security.allowlist import address_allowed, context_for, passed_marker
 from security.client_ip import client_ip
 from security.inactivity import touch
 from security.rotation import is_password_expired
@@ -34,12 +34,22 @@ NEXT_SESSION_KEY = "signin.next"
 NO_DEVICE_SESSION_KEY = "signin.no_2fa_device"
 
 
+# The marker of the last address that passed the allowlists (security.allowlist), so
+# ordinary requests from it skip reading the entries.
+ALLOWLIST_PASSED_KEY = "signin.allowlist_passed"
+
+
 def allowlist_gate(request, now):
     entity = request.tenancy.entity
     policies = request.security_policies
     if entity is None or not any(p.ip_allowlist_enabled for p in policies):
         return None
-    if address_allowed(client_ip(request), context_for(request.user, entity, policies)):
+    ip = client_ip(request)
+    marker = passed_marker(ip, entity, policies)
+    if request.session.get(ALLOWLIST_PASSED_KEY) == marker:
+        return None
+    if address_allowed(ip, context_for(request.user, entity, policies)):
+        request.session[ALLOWLIST_PASSED_KEY] = marker
         return None
     # Switching to another entity is allowed: its allowlist may not apply.
     return "verify-address", {"verify-address", "switch-entity"}, None

@@ -195,6 +195,10 @@ class SecurityPolicy(models.Model):
         help_text="How long links to hosted documents (PDF invoices, supporting documents) work.",
     )
     updated_at = models.DateTimeField(default=timezone.now)
+    # Counts changes to this level's allowlist entries (security.receivers). A session
+    # remembers the versions under which its address passed and checks again when one
+    # moves (security.middleware), so a removed entry takes effect on the next request.
+    networks_version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name_plural = "security policies"

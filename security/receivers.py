@@ -1,10 +1,22 @@
-"""Adapters from Django's auth signals to audit records. No business logic here."""
+"""Adapters from Django's signals: auth signals to audit records, allowlist changes to
+the policy's allowlist version. No business logic here."""
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import User, normalize_email_address
 from security.audit import record
+from security.models import AllowedNetwork, SecurityPolicy
+
+
+@receiver([post_save, post_delete], sender=AllowedNetwork, dispatch_uid="allowlist_version")
+def allowlist_changed(sender, instance, **kwargs):
+    # Sessions that passed under the old version check their address again.
+    SecurityPolicy.objects.filter(pk=instance.policy_id).update(
+        networks_version=F("networks_version") + 1
+    )
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")

@@ -171,6 +171,26 @@ def test_a_session_that_moves_to_a_new_address_must_validate_again(office_only, 
     assert send.status_code == 302 and len(sms.outbox) == 1
 
 
+def test_a_session_that_passed_skips_the_entries_until_one_changes(office_only, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    office_ip = "10.20.30.40"
+    sign_in(client, office_only.users[Role.GUEST], office_ip)
+    assert client.get("/", REMOTE_ADDR=office_ip).status_code == 200
+    with CaptureQueriesContext(connection) as later:
+        assert client.get("/", REMOTE_ADDR=office_ip).status_code == 200
+    assert not [q for q in later.captured_queries if "security_allowednetwork" in q["sql"]]
+
+    # Any change to the entries is seen on the very next request of every session.
+    AllowedNetwork.objects.create(
+        policy=SecurityPolicy.objects.get(entity=office_only.a), network="192.0.2.0/24"
+    )
+    assert client.get("/", REMOTE_ADDR=office_ip).status_code == 200
+    AllowedNetwork.objects.filter(network=OFFICE).delete()
+    assert client.get("/", REMOTE_ADDR=office_ip)["Location"] == "/account/verify-address/"
+
+
 def test_the_other_entity_without_allowlist_is_not_affected(office_only, client):
     assert (
         work_in(client, office_only.outsider, office_only.c).get("/", REMOTE_ADDR=HOME).status_code

@@ -9,8 +9,7 @@ import secrets
 from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, F, OuterRef, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +17,6 @@ from accounts.tenancy import system_code
 from documents.models import CustomerLink, LinkUse
 from security.audit import record
 from security.models import SecurityPolicy
-from security.selectors import policy_for
 
 Kind = CustomerLink.Kind
 RENEW_EVERY = timedelta(minutes=10)
@@ -68,34 +66,15 @@ def create_link(
 DOCUMENT_KINDS = (Kind.DOCUMENT, Kind.INVOICE_PDF)
 
 
-def with_validity(queryset):
-    """Annotate `valid_days`, how long each link works under its entity's settings in
-    force now, read in the same query (the field's default while the entity has no
-    settings row)."""
-    settings_row = SecurityPolicy.objects.filter(entity_id=OuterRef("entity_id"))
-
-    def days(field):
-        default = SecurityPolicy._meta.get_field(field).default
-        return Coalesce(Subquery(settings_row.values(field)[:1]), Value(default))
-
-    return queryset.annotate(
-        valid_days=Case(
-            When(kind__in=DOCUMENT_KINDS, then=days("document_link_days")),
-            default=days("interactive_link_days"),
-        )
-    )
-
-
 def validity(link):
-    """How long a link works, from the entity's settings in force now."""
-    days = getattr(link, "valid_days", None)
-    if days is None:  # a link not read through with_validity()
-        policy = policy_for(entity=link.entity)
-        days = (
-            policy.document_link_days
-            if link.kind in DOCUMENT_KINDS
-            else policy.interactive_link_days
-        )
+    """How long a link works, from the entity's settings in force now (the defaults while
+    the entity has no settings row)."""
+    try:
+        policy = link.entity.security_policy  # joined by find(); one query otherwise
+    except SecurityPolicy.DoesNotExist:
+        policy = None
+    field = "document_link_days" if link.kind in DOCUMENT_KINDS else "interactive_link_days"
+    days = getattr(policy, field) if policy else SecurityPolicy._meta.get_field(field).default
     return timedelta(days=days)
 
 
@@ -119,11 +98,11 @@ def find(token):
     if not token or len(token) > 100:
         return None
     with system_code():
-        links = with_validity(CustomerLink.objects.filter(token_hash=token_hash(token)))
         try:
-            return links.select_related(
-                "customer", "contact", "entity", "document", "invoice"
-            ).get()
+            # The contact and the invoice are read when a page needs them.
+            return CustomerLink.objects.select_related(
+                "customer", "entity__security_policy", "document"
+            ).get(token_hash=token_hash(token))
         except CustomerLink.DoesNotExist:
             return None
 

@@ -112,8 +112,8 @@ class CustomerDocumentsView(CustomerMixin, View):
             documents=customer.documents.select_related("invoice", "uploaded_by"),
             links=[
                 (link, links.status_of(link, now))
-                for link in links.with_validity(customer.links.all()).select_related(
-                    "contact", "document", "invoice"
+                for link in customer.links.select_related(
+                    "contact", "document", "invoice", "entity__security_policy"
                 )[:100]
             ],
             emails=OutgoingEmail.objects.filter(customer=customer).select_related("contact")[:50],

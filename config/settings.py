@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Operator classes in index expressions (the customer search's trigram index).
+    "django.contrib.postgres",
     "django_scopes",
     "axes",
     "django_otp",

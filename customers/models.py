@@ -45,7 +45,11 @@ class Customer(models.Model):
         ]
         indexes = [
             models.Index(fields=["entity", "name"], name="customer_entity_name"),
-            models.Index(fields=["entity", "collector"], name="customer_entity_collector"),
+            # A collector's list sorted by name straight from the index (migration 0003;
+            # 0004 adds the PostgreSQL-only search indexes).
+            models.Index(
+                fields=["entity", "collector", "name", "id"], name="customer_collector_name"
+            ),
         ]
 
     def __str__(self):

@@ -8,9 +8,11 @@ values), so a role restriction cannot be forgotten by one page.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import DecimalField, Exists, F, OuterRef, Subquery, Sum, Value
+from django.db.models import DecimalField, Exists, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
+from accounts.models import User
 from accounts.roles import RESTRICTABLE_ROLES, Role
 from customers.models import AccessGroup, Customer, CustomerAssignment, Invoice, Secret
 
@@ -60,6 +62,50 @@ def customer_scope(queryset, scope):
 
 def visible_customers(request):
     return customer_scope(Customer.objects.all(), request_scope(request))
+
+
+def search_customers(customers, text):
+    """Customers whose name contains `text`, or whose customer number or organisation
+    number starts with it (the organisation number ignoring spaces: "912 345 678").
+
+    On PostgreSQL each branch has an index (migration 0004): a trigram index on
+    UPPER(name) for `icontains`, pattern btrees on UPPER(number) and
+    UPPER(organisation_number) for `istartswith`."""
+    text = text.strip()
+    return customers.filter(
+        Q(name__icontains=text)
+        | Q(number__istartswith=text)
+        | Q(organisation_number__istartswith=text.replace(" ", ""))
+    )
+
+
+# The distinct collectors of one entity, one index probe per collector (a "loose index
+# scan" on (entity, collector, ...)) instead of reading every customer of the entity:
+# 4 ms instead of 30-75 ms for 372 collectors over 193,000 customers. Portable SQL.
+_ENTITY_COLLECTORS = """
+    WITH RECURSIVE collectors(id) AS (
+        SELECT MIN(collector_id) FROM {table} WHERE entity_id = %s
+        UNION ALL
+        SELECT (SELECT MIN(c.collector_id) FROM {table} c
+                WHERE c.entity_id = %s AND c.collector_id > collectors.id)
+        FROM collectors WHERE collectors.id IS NOT NULL
+    )
+    SELECT id FROM collectors WHERE id IS NOT NULL
+"""
+
+
+def collectors_of_visible_customers(request):
+    """The users who collect at least one customer the request may see: the choices of
+    the customer list's collector filter (a restricted collector gets only themselves)."""
+    scope = request_scope(request)
+    if scope.kind == "all":
+        entity_id = request.tenancy.entity.pk
+        sql = _ENTITY_COLLECTORS.format(table=Customer._meta.db_table)
+        return User.objects.filter(pk__in=RawSQL(sql, (entity_id, entity_id)))
+    visible = customer_scope(Customer.objects.all(), scope)
+    return User.objects.filter(
+        pk__in=visible.filter(collector__isnull=False).values("collector_id")
+    )
 
 
 def with_balance(customers):

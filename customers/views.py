@@ -2,8 +2,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import DetailView, TemplateView
@@ -27,10 +26,13 @@ from customers.models import (
     Invoice,
     Secret,
 )
+from customers.paging import capped_page
 from customers.selectors import (
+    collectors_of_visible_customers,
     ledger_balance,
     readable_secrets,
     request_scope,
+    search_customers,
     visible_customers,
     why_visible,
     with_balance,
@@ -39,29 +41,28 @@ from security.models import AuditEvent
 
 
 class CustomerListView(MemberRequiredMixin, TemplateView):
+    """The customer list: search, filter, sort, 50 a page, a count capped at 1,000."""
+
     template_name = "customers/list.html"
     required_capability = Capability.VIEW_CUSTOMERS
 
     def get_context_data(self, **kwargs):
-        entity = self.request.tenancy.entity
-        form = CustomerSearchForm(self.request.GET or None, entity=entity)
-        customers = with_balance(visible_customers(self.request)).select_related("collector")
+        form = CustomerSearchForm(
+            self.request.GET or None, collectors=collectors_of_visible_customers(self.request)
+        )
+        customers = visible_customers(self.request)
         sort = CustomerSearchForm.SORTS["name"]
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
-            if data["q"]:
-                q = data["q"].strip()
-                customers = customers.filter(
-                    Q(name__icontains=q)
-                    | Q(number__istartswith=q)
-                    | Q(organisation_number__istartswith=q.replace(" ", ""))
-                )
+            if data["q"].strip():
+                customers = search_customers(customers, data["q"])
             if data["collector"]:
-                customers = customers.filter(collector=data["collector"])
+                customers = customers.filter(collector_id=data["collector"])
             sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)
         elif form.is_bound:
             customers = customers.none()
-        page = Paginator(customers.order_by(*sort), 50).get_page(self.request.GET.get("page"))
+        rows = with_balance(customers).select_related("collector").order_by(*sort)
+        page = capped_page(rows, customers, self.request.GET.get("page"))
         query = self.request.GET.copy()
         query.pop("page", None)
         return super().get_context_data(

@@ -1,0 +1,84 @@
+"""PostgreSQL indexes for the customer search (`customers.selectors.search_customers`).
+
+- A trigram index on UPPER(name) for "name contains": Django's `icontains` compiles to
+  `UPPER(name::text) LIKE UPPER(%s)`, which no btree can serve.
+- Pattern btrees on (entity, UPPER(number)) and (entity, UPPER(organisation_number)) for
+  the prefix searches (`istartswith`): the database's collation is not "C", so a plain
+  btree does not serve LIKE.
+
+These operations touch PostgreSQL databases only and stay out of the model state, so
+SQLite (the development default) migrates as before and `makemigrations` does not try to
+create them there. They are built CONCURRENTLY (no write lock on a large table), which
+needs a migration outside a transaction.
+"""
+
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.contrib.postgres.operations import AddIndexConcurrently, TrigramExtension
+from django.db import migrations, models
+from django.db.models import F
+from django.db.models.functions import Upper
+
+
+class PostgresOnly(migrations.operations.base.Operation):
+    """Run `operation` on PostgreSQL databases only; it never changes the model state."""
+
+    reduces_to_sql = False
+
+    def __init__(self, operation):
+        self.operation = operation
+        self.reversible = operation.reversible
+
+    def deconstruct(self):
+        return (self.__class__.__qualname__, [self.operation], {})
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            self.operation.database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            self.operation.database_backwards(app_label, schema_editor, from_state, to_state)
+
+    def describe(self):
+        return f"{self.operation.describe()} (PostgreSQL only)"
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [("customers", "0003_customer_collector_name_index")]
+
+    operations = [
+        PostgresOnly(TrigramExtension()),
+        PostgresOnly(
+            AddIndexConcurrently(
+                model_name="customer",
+                index=GinIndex(
+                    OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm"
+                ),
+            )
+        ),
+        PostgresOnly(
+            AddIndexConcurrently(
+                model_name="customer",
+                index=models.Index(
+                    F("entity_id"),
+                    OpClass(Upper("number"), name="text_pattern_ops"),
+                    name="customer_number_prefix",
+                ),
+            )
+        ),
+        PostgresOnly(
+            AddIndexConcurrently(
+                model_name="customer",
+                index=models.Index(
+                    F("entity_id"),
+                    OpClass(Upper("organisation_number"), name="text_pattern_ops"),
+                    name="customer_orgno_prefix",
+                ),
+            )
+        ),
+    ]

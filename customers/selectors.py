@@ -8,9 +8,19 @@ values), so a role restriction cannot be forgotten by one page.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import DecimalField, Exists, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from accounts.models import User
 from accounts.roles import RESTRICTABLE_ROLES, Role
@@ -64,18 +74,24 @@ def visible_customers(request):
     return customer_scope(Customer.objects.all(), request_scope(request))
 
 
-def search_customers(customers, text):
-    """Customers whose name contains `text`, or whose customer number or organisation
-    number starts with it (the organisation number ignoring spaces: "912 345 678").
+def search_customers(customers, text, entity):
+    """Customers of `entity` whose name contains `text`, or whose customer number or
+    organisation number starts with it (the organisation number ignoring spaces:
+    "912 345 678"), in `customers` (already scoped to the entity and the user's view).
 
     On PostgreSQL each branch has an index (migration 0004): a trigram index on
-    UPPER(name) for `icontains`, pattern btrees on UPPER(number) and
-    UPPER(organisation_number) for `istartswith`."""
+    (entity, UPPER(name)) for `icontains`, pattern btrees on (entity, UPPER(number)) and
+    (entity, UPPER(organisation_number)) for `istartswith`. The entity is repeated here
+    as a bigint: the trigram index's entity column (btree_gin) only compares with a
+    bigint, and the scope's own filter sends an integer."""
     text = text.strip()
     return customers.filter(
-        Q(name__icontains=text)
-        | Q(number__istartswith=text)
-        | Q(organisation_number__istartswith=text.replace(" ", ""))
+        Q(entity_id=Cast(Value(entity.pk), BigIntegerField()))
+        & (
+            Q(name__icontains=text)
+            | Q(number__istartswith=text)
+            | Q(organisation_number__istartswith=text.replace(" ", ""))
+        )
     )
 
 

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
+from django.db.models.functions import Upper
 from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import DetailView, TemplateView
@@ -39,6 +40,15 @@ from customers.selectors import (
 )
 from security.models import AuditEvent
 
+# Search results by name are sorted without regard to case. An order that no index gives
+# also keeps PostgreSQL from walking the whole (entity, name) index in the hope of finding
+# 50 matches early (matches of a common word cluster together: one search read 180,000
+# rows that way); it reads the matches from the search indexes and sorts only those.
+SEARCH_SORTS = {
+    "name": (Upper("name"), "pk"),
+    "-name": (Upper("name").desc(), "-pk"),
+}
+
 
 class CustomerListView(MemberRequiredMixin, TemplateView):
     """The customer list: search, filter, sort, 50 a page, a count capped at 1,000."""
@@ -55,10 +65,12 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             if data["q"].strip():
-                customers = search_customers(customers, data["q"])
+                customers = search_customers(customers, data["q"], self.request.tenancy.entity)
             if data["collector"]:
                 customers = customers.filter(collector_id=data["collector"])
             sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)
+            if data["q"].strip():
+                sort = SEARCH_SORTS.get(data["sort"] or "name", sort)
         elif form.is_bound:
             customers = customers.none()
         rows = with_balance(customers).select_related("collector").order_by(*sort)

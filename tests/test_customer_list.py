@@ -170,3 +170,21 @@ def test_each_search_branch_has_its_index(world, lookup, index):
         plan = Customer.objects.filter(**{lookup: "0001"}).explain()
     assert f"Bitmap Index Scan on {index}" in plan, plan
     assert "Index Cond: " in plan and "upper(" in plan.split("Index Cond: ", 1)[1], plan
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the trigram index exists on PostgreSQL only (migration 0004)",
+)
+def test_the_name_index_holds_the_entity_and_the_search_can_use_it(world):
+    """The trigram index starts with the entity (btree_gin), so a search reads one
+    entity's matches; that column compares with a bigint only, which the search sends."""
+    from customers.selectors import search_customers
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'customer_name_trgm'")
+        (definition,) = cursor.fetchone()
+    assert "USING gin (entity_id, upper((name)::text) gin_trgm_ops)" in definition
+    with system_code():
+        sql = str(search_customers(Customer.objects.all(), "fjell", world.a).query)
+    assert f'"customers_customer"."entity_id" = ({world.a.pk})::bigint' in sql, sql

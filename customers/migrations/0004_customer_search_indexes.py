@@ -1,7 +1,9 @@
 """PostgreSQL indexes for the customer search (`customers.selectors.search_customers`).
 
-- A trigram index on UPPER(name) for "name contains": Django's `icontains` compiles to
-  `UPPER(name::text) LIKE UPPER(%s)`, which no btree can serve.
+- A trigram index on (entity, UPPER(name)) for "name contains": Django's `icontains`
+  compiles to `UPPER(name::text) LIKE UPPER(%s)`, which no btree can serve. The entity
+  is part of the index (btree_gin), so a search reads the matches of one entity only,
+  not those of every entity on the platform.
 - Pattern btrees on (entity, UPPER(number)) and (entity, UPPER(organisation_number)) for
   the prefix searches (`istartswith`): the database's collation is not "C", so a plain
   btree does not serve LIKE.
@@ -13,7 +15,11 @@ needs a migration outside a transaction.
 """
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
-from django.contrib.postgres.operations import AddIndexConcurrently, TrigramExtension
+from django.contrib.postgres.operations import (
+    AddIndexConcurrently,
+    BtreeGinExtension,
+    TrigramExtension,
+)
 from django.db import migrations, models
 from django.db.models import F
 from django.db.models.functions import Upper
@@ -53,11 +59,14 @@ class Migration(migrations.Migration):
 
     operations = [
         PostgresOnly(TrigramExtension()),
+        PostgresOnly(BtreeGinExtension()),
         PostgresOnly(
             AddIndexConcurrently(
                 model_name="customer",
                 index=GinIndex(
-                    OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm"
+                    F("entity_id"),
+                    OpClass(Upper("name"), name="gin_trgm_ops"),
+                    name="customer_name_trgm",
                 ),
             )
         ),

@@ -1,9 +1,14 @@
 """Inactive accounts: activity tracking, the nightly deactivation and its warnings.
 
-Deactivation is set-based: one UPDATE per policy that sets a limit (a user over their
-effective limit is over the limit of the policy that set it), never a loop over users.
-Rows are claimed with SELECT ... FOR UPDATE SKIP LOCKED, so two runs at once neither
-block each other nor deactivate (and audit) the same user twice.
+Deactivation is set-based, never a loop over users: for each policy that sets a limit (a
+user over their effective limit is over the limit of the policy that set it), one query
+reads who is over it, then batches of BATCH of them are claimed by primary key with
+SELECT ... FOR UPDATE SKIP LOCKED, re-checking under the lock that they are still active
+and still over the limit. So two runs at once neither block each other nor deactivate
+(and audit) the same user twice, and a user who signs in meanwhile is left alone; a user
+some other transaction holds at that moment is left for the next run. On PostgreSQL a
+batch is one statement (claim, deactivate, end sessions, audit one event each);
+elsewhere (SQLite, in development) the same steps go through the ORM.
 """
 
 from datetime import timedelta
@@ -11,11 +16,11 @@ from datetime import timedelta
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, UserSession
 from accounts.sessions import end_sessions
 from accounts.tenancy import system_code
 from security.audit import record
@@ -25,6 +30,9 @@ from security.selectors import effective_policy_for_user, users_in_scope
 # Writing last_active_at at most this often keeps activity tracking off the request path.
 ACTIVITY_RESOLUTION = timedelta(minutes=5)
 WARNING_DAYS = 7
+TARGET_LABEL_LENGTH = AuditEvent._meta.get_field("target_label").max_length
+# Users per transaction. 5,000 and 20,000 took the same time in bench/ (deactivation_job);
+# the smaller batch holds fewer row locks at a time.
 BATCH = 5000
 
 
@@ -44,6 +52,20 @@ def touch(user, now):
         user.last_active_at = now
 
 
+def _deactivation_event(*, now, reason, actor=None, data=None, target_id="", target_label=""):
+    """The audit event of one deactivation (its target filled in by the caller)."""
+    return AuditEvent(
+        created_at=now,
+        actor=actor,
+        actor_label=actor.email if actor else "",
+        action="user.deactivated",
+        target_type=User._meta.label_lower,
+        target_id=target_id,
+        target_label=target_label[:TARGET_LABEL_LENGTH],
+        data={"reason": reason, **(data or {})},
+    )
+
+
 def _deactivate(user_ids, *, now, reason, actor=None, data=None):
     """Deactivate and end the sessions of these users; one audit event each."""
     user_ids = list(user_ids)
@@ -54,20 +76,82 @@ def _deactivate(user_ids, *, now, reason, actor=None, data=None):
     emails = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "email"))
     AuditEvent.objects.bulk_create(
         [
-            AuditEvent(
-                created_at=now,
+            _deactivation_event(
+                now=now,
+                reason=reason,
                 actor=actor,
-                actor_label=actor.email if actor else "",
-                action="user.deactivated",
-                target_type="accounts.user",
+                data=data,
                 target_id=str(pk),
                 target_label=emails.get(pk, ""),
-                data={"reason": reason, **(data or {})},
             )
             for pk in user_ids
         ]
     )
     return len(user_ids)
+
+
+def _deactivate_claimed(claim, *, now, reason, data):
+    """PostgreSQL: claim, deactivate, end the sessions of and audit one batch in one
+    statement. Returns how many users it deactivated.
+
+    Hand-written SQL because the ORM has neither UPDATE ... RETURNING nor data-modifying
+    CTEs; done through the ORM (`_deactivate`), a batch is five round trips and 5,000
+    audit objects built in Python, which made the job 3 times slower than the same work
+    as set-based SQL (bench/: deactivation_job). The claim is the queryset `claim`;
+    table and column names come from the models' _meta.
+    """
+    qn = connection.ops.quote_name
+    user_meta, session_meta, audit_meta = User._meta, UserSession._meta, AuditEvent._meta
+    user_pk = qn(user_meta.pk.column)
+    claim_sql, claim_params = claim.query.get_compiler(connection=connection).as_sql()
+    # Every other column of the audit row is the same for the whole batch: take it from
+    # the event `_deactivate` would create, prepared as the ORM prepares an INSERT, so
+    # the rows are the same whichever path wrote them.
+    template = _deactivation_event(now=now, reason=reason, data=data)
+    columns, values, value_params = [], [], []
+    for field in audit_meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(qn(field.column))
+        if field.name == "target_id":
+            values.append(f"CAST(deactivated.id AS {field.cast_db_type(connection)})")
+        elif field.name == "target_label":
+            values.append(f"LEFT(deactivated.email, {TARGET_LABEL_LENGTH})")
+        else:
+            values.append(f"CAST(%s AS {field.cast_db_type(connection)})")
+            value_params.append(
+                field.get_db_prep_save(field.pre_save(template, add=True), connection)
+            )
+    sql = (
+        # MATERIALIZED: the claim runs once, and only the rows it locked are updated.
+        f"WITH claimed AS MATERIALIZED ({claim_sql}), "
+        f"deactivated AS (UPDATE {qn(user_meta.db_table)} "
+        f"SET {qn(user_meta.get_field('is_active').column)} = false, "
+        f"{qn(user_meta.get_field('deactivated_at').column)} = %s "
+        f"WHERE {user_pk} IN (SELECT * FROM claimed) "
+        f"RETURNING {user_pk} AS id, {qn(user_meta.get_field('email').column)} AS email), "
+        f"ended AS (DELETE FROM {qn(session_meta.db_table)} "
+        f"WHERE {qn(session_meta.get_field('user_id').column)} IN (SELECT id FROM deactivated)) "
+        f"INSERT INTO {qn(audit_meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM deactivated"
+    )
+    deactivated_at = user_meta.get_field("deactivated_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*claim_params, deactivated_at, *value_params])
+        return cursor.rowcount
+
+
+def _deactivate_batch(user_ids, *, cutoff, now, reason, data):
+    """Deactivate those of these users who are still active, still over `cutoff` and not
+    held by another run (a user another run holds is that run's to deactivate)."""
+    claim = (
+        User.objects.filter(pk__in=user_ids, is_active=True, last_active_at__lt=cutoff)
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)
+    )
+    if connection.vendor == "postgresql":
+        return _deactivate_claimed(claim, now=now, reason=reason, data=data)
+    return _deactivate(list(claim), now=now, reason=reason, data=data)
 
 
 def deactivate_inactive_users(now=None):
@@ -80,25 +164,26 @@ def deactivate_inactive_users(now=None):
             cutoff = inactivity_cutoff(policy.inactivity_limit_months, now)
             scope = users_in_scope(entity=policy.entity, group=policy.group)
             over = scope.filter(is_active=True, last_active_at__lt=cutoff)
-            while True:
+            data = {
+                "limit_months": policy.inactivity_limit_months,
+                "set_by": f"{policy.owner.name} ({policy.level})",
+            }
+            # The scope is read once per policy; each batch then claims its users by
+            # primary key, re-checking under the row lock what can change meanwhile (a
+            # sign-in, another run). Claiming "the next BATCH users of the scope" instead
+            # re-read every user the earlier batches had deactivated, and the whole scope
+            # (a UNION) each time: at 100,000 users, batches of 5,000 went from 0.4 s
+            # to 2 s each.
+            user_ids = list(over.order_by("pk").values_list("pk", flat=True))
+            for start in range(0, len(user_ids), BATCH):
                 with transaction.atomic():
-                    claimed = list(
-                        User.objects.filter(pk__in=over.values("pk"), is_active=True)
-                        .select_for_update(skip_locked=True)
-                        .values_list("pk", flat=True)[:BATCH]
-                    )
-                    count = _deactivate(
-                        claimed,
+                    total += _deactivate_batch(
+                        user_ids[start : start + BATCH],
+                        cutoff=cutoff,
                         now=now,
                         reason="inactivity",
-                        data={
-                            "limit_months": policy.inactivity_limit_months,
-                            "set_by": f"{policy.owner.name} ({policy.level})",
-                        },
+                        data=data,
                     )
-                total += count
-                if count < BATCH:
-                    break
     return total
 
 

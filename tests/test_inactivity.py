@@ -7,12 +7,13 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Membership, User, UserSession
 from accounts.roles import Role
+from security import inactivity
 from security.inactivity import deactivate_inactive_users, warn_soon_inactive_users
 from security.models import AuditEvent, SecurityPolicy
 from tests.conftest import PASSWORD, make_user, work_in
@@ -22,6 +23,18 @@ NOW = datetime(2026, 9, 15, 2, 0, tzinfo=UTC)
 
 def set_last_active(user, when):
     User.objects.filter(pk=user.pk).update(last_active_at=when)
+
+
+def add_idle_users(entity, count, prefix="idle"):
+    """`count` guests of `entity` idle for a year (no password: the job never signs in)."""
+    users = User.objects.bulk_create(
+        User(email=f"{prefix}-{n}@acme.example", last_active_at=NOW - timedelta(days=365))
+        for n in range(count)
+    )
+    Membership.objects.bulk_create(
+        Membership(user=user, entity=entity, role=Role.GUEST) for user in users
+    )
+    return [user.pk for user in users]
 
 
 @pytest.fixture
@@ -111,6 +124,98 @@ def test_the_job_is_set_based(six_months):
     assert run_with(3) == run_with(40)
 
 
+def test_each_batch_costs_the_same_queries_however_many_users_it_holds(six_months, monkeypatch):
+    """Two batches of 2 (and 1) users, then two of 20 (and 10): the same queries. A query
+    per user, or per user id in a batch, would make the second run cost more."""
+
+    def run_with(count, batch):
+        monkeypatch.setattr(inactivity, "BATCH", batch)
+        ids = add_idle_users(six_months.a, count, prefix=f"idle-{count}")
+        with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
+            assert deactivate_inactive_users() == count
+        assert User.objects.filter(pk__in=ids, is_active=False).count() == count
+        assert AuditEvent.objects.filter(target_id__in=[str(pk) for pk in ids]).count() == count
+        return [q["sql"] for q in queries]
+
+    small, large = run_with(3, 2), run_with(30, 20)
+    assert len(small) == len(large)
+    if connection.vendor == "postgresql":
+        # One statement per batch claims, deactivates, ends sessions and audits.
+        work = [sql for sql in large if "security_auditevent" in sql]
+        assert len(work) == 2
+        assert all("SKIP LOCKED" in sql and "accounts_usersession" in sql for sql in work)
+
+
+def test_a_batch_rechecks_its_users_when_it_claims_them(six_months, monkeypatch):
+    """The job reads who is over the limit once, then works in batches: a user who signs
+    in, or is deactivated at sign-in, in between is left alone (and audited once)."""
+    back, refused, idle = (six_months.users[r] for r in (Role.GUEST, Role.SALES, Role.COLLECTOR))
+    for user in (back, refused, idle):
+        set_last_active(user, NOW - timedelta(days=400))
+    deactivate_batch = inactivity._deactivate_batch
+
+    def meanwhile(user_ids, **kwargs):
+        assert {back.pk, refused.pk, idle.pk} <= set(user_ids)
+        set_last_active(back, NOW)
+        inactivity.deactivate_if_over_limit(User.objects.get(pk=refused.pk), NOW)
+        return deactivate_batch(user_ids, **kwargs)
+
+    monkeypatch.setattr(inactivity, "_deactivate_batch", meanwhile)
+    with time_machine.travel(NOW, tick=False):
+        assert deactivate_inactive_users() == 1
+    assert User.objects.get(pk=back.pk).is_active
+    assert not User.objects.get(pk=idle.pk).is_active
+    deactivated = AuditEvent.objects.filter(action="user.deactivated")
+    assert sorted(deactivated.values_list("target_id", flat=True)) == sorted(
+        [str(refused.pk), str(idle.pk)]
+    )
+
+
+def test_job_audit_rows_are_those_of_a_deactivation_at_sign_in(six_months):
+    """The job (one SQL statement per batch on PostgreSQL) writes the same audit row as
+    the ORM path used at sign-in and on SQLite, field for field."""
+    guest, sales = six_months.users[Role.GUEST], six_months.users[Role.SALES]
+    set_last_active(guest, NOW - timedelta(days=400))
+    with time_machine.travel(NOW, tick=False):
+        assert deactivate_inactive_users() == 1
+    data = {"limit_months": 6, "set_by": "Acme Norge AS (entity-level)"}
+    inactivity._deactivate([sales.pk], now=NOW, reason="inactivity", data=data)
+
+    def row(user):
+        event = AuditEvent.objects.get(action="user.deactivated", target_id=str(user.pk))
+        values = {f.attname: getattr(event, f.attname) for f in AuditEvent._meta.concrete_fields}
+        del values["id"]
+        assert values.pop("target_id") == str(user.pk)
+        assert values.pop("target_label") == user.email
+        return values
+
+    assert row(guest) == row(sales)
+    assert row(guest) == {
+        "created_at": NOW,
+        "actor_id": None,
+        "actor_label": "",
+        "entity_id": None,
+        "entity_group_id": None,
+        "action": "user.deactivated",
+        "target_type": "accounts.user",
+        "data": {"reason": "inactivity", **data},
+        "ip": None,
+    }
+    for user in (guest, sales):
+        assert User.objects.filter(pk=user.pk, is_active=False, deactivated_at=NOW).exists()
+
+
+def test_a_long_email_is_cut_to_the_audit_label_length(six_months):
+    email = f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 50}.example"
+    user = make_user(email)
+    Membership.objects.create(user=user, entity=six_months.a, role=Role.GUEST)
+    set_last_active(user, NOW - timedelta(days=400))
+    with time_machine.travel(NOW, tick=False):
+        assert deactivate_inactive_users() == 1
+    event = AuditEvent.objects.get(action="user.deactivated", target_id=str(user.pk))
+    assert len(email) > 200 and event.target_label == email[:200]
+
+
 def test_the_periodic_command_runs_the_job(six_months):
     set_last_active(six_months.users[Role.GUEST], NOW - timedelta(days=400))
     with time_machine.travel(NOW, tick=False):
@@ -175,17 +280,24 @@ def test_a_warning_is_emailed_once_a_week_before(six_months):
     assert "2026-09-20" in mail.outbox[0].body
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_runs_at_once_deactivate_and_audit_each_user_once(world):
+def postgresql_only():
     if connection.vendor != "postgresql":
         pytest.skip("row locks (SKIP LOCKED) need PostgreSQL; CI runs this on PostgreSQL")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("batch", [inactivity.BATCH, 4])
+def test_two_runs_at_once_deactivate_and_audit_each_user_once(world, monkeypatch, batch):
+    """With batches of 4 the two runs interleave over several batches each: each claims
+    only what the other does not hold, and together they leave no one behind."""
+    postgresql_only()
+    monkeypatch.setattr(inactivity, "BATCH", batch)
     SecurityPolicy.objects.create(entity=world.a, inactivity_limit_months=6)
-    idle = []
-    for n in range(30):
-        user = make_user(f"idle-{n}@acme.example")
-        Membership.objects.create(user=user, entity=world.a, role=Role.GUEST)
-        idle.append(user.pk)
-    User.objects.filter(pk__in=idle).update(last_active_at=NOW - timedelta(days=400))
+    idle = add_idle_users(world.a, 30)
+    for pk in idle[:5]:
+        UserSession.objects.create(
+            session_key=f"session-{pk}", session_data="", expire_date=NOW, user_id=pk
+        )
     results, barrier = [], threading.Barrier(2)
 
     def run():
@@ -204,3 +316,42 @@ def test_two_runs_at_once_deactivate_and_audit_each_user_once(world):
     assert sum(results) == 30
     assert User.objects.filter(pk__in=idle, is_active=False).count() == 30
     assert AuditEvent.objects.filter(action="user.deactivated").count() == 30
+    targets = AuditEvent.objects.filter(action="user.deactivated").values_list("target_id")
+    assert sorted(int(t) for (t,) in targets) == sorted(idle)
+    assert not UserSession.objects.filter(user_id__in=idle).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_job_skips_a_user_another_transaction_holds_instead_of_waiting(world):
+    postgresql_only()
+    SecurityPolicy.objects.create(entity=world.a, inactivity_limit_months=6)
+    idle = add_idle_users(world.a, 3)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_row():
+        try:
+            with transaction.atomic():
+                User.objects.select_for_update().get(pk=idle[0])
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_row)
+    holder.start()
+    try:
+        assert held.wait(timeout=10)
+        with connection.cursor() as cursor:
+            # Were the job to wait for the lock, this fails it instead of hanging.
+            cursor.execute("SET lock_timeout = '5s'")
+        with time_machine.travel(NOW, tick=False):
+            assert deactivate_inactive_users() == 2
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert User.objects.get(pk=idle[0]).is_active
+    with time_machine.travel(NOW, tick=False):
+        assert deactivate_inactive_users() == 1
+    assert AuditEvent.objects.filter(action="user.deactivated").count() == 3

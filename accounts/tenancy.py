@@ -9,6 +9,8 @@ explicitly marked as system code with `system_code()` (periodic jobs, management
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.db.models import BigIntegerField, Value
+from django.db.models.functions import Cast
 from django_scopes import ScopedManager, scope, scopes_disabled
 
 from accounts.models import Entity, GroupMembership, Membership
@@ -28,7 +30,10 @@ def tenant_scope(entity):
     None scope value as "do not filter", which would fail open."""
     if entity is None or getattr(entity, "pk", entity) is None:
         raise ValueError("tenant_scope needs an entity; use system_code() for global work.")
-    with scope(entity=getattr(entity, "pk", entity)):
+    # The filter compares with a bigint, the column's type: indexes whose operator classes
+    # know no integer/bigint comparison (btree_gin, for the customer search's trigram
+    # index on (entity, name)) can then use the entity too.
+    with scope(entity=Cast(Value(getattr(entity, "pk", entity)), BigIntegerField())):
         yield
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import (
-    BigIntegerField,
     DecimalField,
     Exists,
     F,
@@ -20,7 +19,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from accounts.roles import RESTRICTABLE_ROLES, Role
@@ -74,24 +73,18 @@ def visible_customers(request):
     return customer_scope(Customer.objects.all(), request_scope(request))
 
 
-def search_customers(customers, text, entity):
-    """Customers of `entity` whose name contains `text`, or whose customer number or
-    organisation number starts with it (the organisation number ignoring spaces:
-    "912 345 678"), in `customers` (already scoped to the entity and the user's view).
+def search_customers(customers, text):
+    """Customers whose name contains `text`, or whose customer number or organisation
+    number starts with it (the organisation number ignoring spaces: "912 345 678").
 
     On PostgreSQL each branch has an index (migration 0004): a trigram index on
     (entity, UPPER(name)) for `icontains`, pattern btrees on (entity, UPPER(number)) and
-    (entity, UPPER(organisation_number)) for `istartswith`. The entity is repeated here
-    as a bigint: the trigram index's entity column (btree_gin) only compares with a
-    bigint, and the scope's own filter sends an integer."""
+    (entity, UPPER(organisation_number)) for `istartswith`."""
     text = text.strip()
     return customers.filter(
-        Q(entity_id=Cast(Value(entity.pk), BigIntegerField()))
-        & (
-            Q(name__icontains=text)
-            | Q(number__istartswith=text)
-            | Q(organisation_number__istartswith=text.replace(" ", ""))
-        )
+        Q(name__icontains=text)
+        | Q(number__istartswith=text)
+        | Q(organisation_number__istartswith=text.replace(" ", ""))
     )
 
 

@@ -65,7 +65,7 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             if data["q"].strip():
-                customers = search_customers(customers, data["q"], self.request.tenancy.entity)
+                customers = search_customers(customers, data["q"])
             if data["collector"]:
                 customers = customers.filter(collector_id=data["collector"])
             sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)

@@ -178,13 +178,15 @@ def test_each_search_branch_has_its_index(world, lookup, index):
 )
 def test_the_name_index_holds_the_entity_and_the_search_can_use_it(world):
     """The trigram index starts with the entity (btree_gin), so a search reads one
-    entity's matches; that column compares with a bigint only, which the search sends."""
+    entity's matches; that column compares with a bigint only, which the tenant scope
+    sends."""
+    from accounts.tenancy import tenant_scope
     from customers.selectors import search_customers
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'customer_name_trgm'")
         (definition,) = cursor.fetchone()
     assert "USING gin (entity_id, upper((name)::text) gin_trgm_ops)" in definition
-    with system_code():
-        sql = str(search_customers(Customer.objects.all(), "fjell", world.a).query)
+    with tenant_scope(world.a):
+        sql = str(search_customers(Customer.objects.all(), "fjell").query)
     assert f'"customers_customer"."entity_id" = ({world.a.pk})::bigint' in sql, sql

@@ -686,8 +686,7 @@ def test_concurrent_uses_never_exceed_max_uses(transactional_db, world):
 
 @pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="PostgreSQL counts and logs a use in one statement; elsewhere it takes a "
-    "transaction",
+    reason="PostgreSQL counts and logs a use in one statement; elsewhere it takes a transaction",
 )
 def test_a_download_reads_the_link_once_and_counts_and_logs_the_use_at_once(
     client, book, django_assert_num_queries

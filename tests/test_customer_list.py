@@ -81,6 +81,30 @@ def test_next_keeps_the_search_and_sort(world, credit):
     assert names(credit.get(link))[0] == "Kunde 00069 AS"
 
 
+def test_the_name_search_finds_words_that_start_with_each_word_searched(world, credit):
+    all_names = [
+        "Solberg Transport AS",
+        "Nye Sol AS",
+        "Consolidated Freight AB",
+        "Sør-Vest Sol og Strand AS",
+        "Havbris AS",
+    ]
+    with system_code():
+        for number, name in enumerate(all_names):
+            Customer.objects.create(entity=world.a, number=f"S-{number}", name=name)
+
+    def found(q):
+        page = text(credit.get("/customers/", {"q": q}))
+        return sorted((n for n in all_names if f">{n}<" in page), key=lambda n: page.index(n))
+
+    assert found("sol") == ["Nye Sol AS", "Solberg Transport AS", "Sør-Vest Sol og Strand AS"]
+    assert found("SOL tra") == ["Solberg Transport AS"]
+    assert found("strand sør") == ["Sør-Vest Sol og Strand AS"]
+    assert found("berg") == []  # inside a word is not the start of one
+    assert found("s-3") == ["Sør-Vest Sol og Strand AS"]  # the customer number
+    assert found("'&:*!") == []  # no words: nothing by name, and no error
+
+
 @pytest.mark.parametrize("page", ["abc", "0", "-3", "1.5", "99999999999999999999999"])
 def test_a_page_that_is_not_a_number_shows_the_first_page_and_says_why(world, credit, page):
     add_customers(world.a, 60)
@@ -153,7 +177,6 @@ def test_the_collector_filter_offers_the_collectors_of_visible_customers(world, 
 @pytest.mark.parametrize(
     ("lookup", "index"),
     [
-        ("name__icontains", "customer_name_trgm"),
         ("number__istartswith", "customer_number_prefix"),
         ("organisation_number__istartswith", "customer_orgno_prefix"),
     ],
@@ -174,19 +197,22 @@ def test_each_search_branch_has_its_index(world, lookup, index):
 
 @pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="the trigram index exists on PostgreSQL only (migration 0004)",
+    reason="the name-words index exists on PostgreSQL only (migration 0004)",
 )
-def test_the_name_index_holds_the_entity_and_the_search_can_use_it(world):
-    """The trigram index starts with the entity (btree_gin), so a search reads one
-    entity's matches; that column compares with a bigint only, which the tenant scope
-    sends."""
+def test_the_name_search_reads_one_entitys_matches_from_its_index(world):
+    """The index holds the entity (btree_gin, which compares with a bigint only: the
+    tenant scope sends one) and the words of the name."""
     from accounts.tenancy import tenant_scope
     from customers.selectors import search_customers
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'customer_name_trgm'")
-        (definition,) = cursor.fetchone()
-    assert "USING gin (entity_id, upper((name)::text) gin_trgm_ops)" in definition
-    with tenant_scope(world.a):
-        sql = str(search_customers(Customer.objects.all(), "fjell").query)
-    assert f'"customers_customer"."entity_id" = ({world.a.pk})::bigint' in sql, sql
+    add_customers(world.a, 3000)
+    add_customers(world.b, 200, start=3000)
+    with tenant_scope(world.a), connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_customer")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        plan = search_customers(Customer.objects.all(), "kunde 0001").explain()
+    scan = re.search(r"Bitmap Index Scan on customer_name_words.*\n\s+Index Cond: ([^\n]*)", plan)
+    assert scan, plan
+    assert f"entity_id = '{world.a.pk}'::bigint" in scan.group(1), plan
+    assert "@@ '''kunde'':* & ''0001'':*'::tsquery" in scan.group(1), plan

@@ -1,9 +1,10 @@
 """PostgreSQL indexes for the customer search (`customers.selectors.search_customers`).
 
-- A trigram index on (entity, UPPER(name)) for "name contains": Django's `icontains`
-  compiles to `UPPER(name::text) LIKE UPPER(%s)`, which no btree can serve. The entity
-  is part of the index (btree_gin), so a search reads the matches of one entity only,
-  not those of every entity on the platform.
+- A GIN index on (entity, the words of the name) for the name search, a full-text prefix
+  query over the name's words. The entity is part of the index (btree_gin), so a search
+  reads the matches of one entity only, not those of every entity on the platform. The
+  tenant scope compares the entity as a bigint (accounts.tenancy), which btree_gin
+  needs.
 - Pattern btrees on (entity, UPPER(number)) and (entity, UPPER(organisation_number)) for
   the prefix searches (`istartswith`): the database's collation is not "C", so a plain
   btree does not serve LIKE.
@@ -15,11 +16,8 @@ needs a migration outside a transaction.
 """
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
-from django.contrib.postgres.operations import (
-    AddIndexConcurrently,
-    BtreeGinExtension,
-    TrigramExtension,
-)
+from django.contrib.postgres.operations import AddIndexConcurrently, BtreeGinExtension
+from django.contrib.postgres.search import SearchVector
 from django.db import migrations, models
 from django.db.models import F
 from django.db.models.functions import Upper
@@ -58,15 +56,14 @@ class Migration(migrations.Migration):
     dependencies = [("customers", "0003_customer_collector_name_index")]
 
     operations = [
-        PostgresOnly(TrigramExtension()),
         PostgresOnly(BtreeGinExtension()),
         PostgresOnly(
             AddIndexConcurrently(
                 model_name="customer",
                 index=GinIndex(
                     F("entity_id"),
-                    OpClass(Upper("name"), name="gin_trgm_ops"),
-                    name="customer_name_trgm",
+                    SearchVector("name", config="simple"),
+                    name="customer_name_words",
                 ),
             )
         ),

@@ -30,11 +30,16 @@ def tenant_scope(entity):
     None scope value as "do not filter", which would fail open."""
     if entity is None or getattr(entity, "pk", entity) is None:
         raise ValueError("tenant_scope needs an entity; use system_code() for global work.")
-    # The filter compares with a bigint, the column's type: indexes whose operator classes
-    # know no integer/bigint comparison (btree_gin, for the customer search's trigram
-    # index on (entity, name)) can then use the entity too.
-    with scope(entity=Cast(Value(getattr(entity, "pk", entity)), BigIntegerField())):
+    with scope(entity=bigint(getattr(entity, "pk", entity))):
         yield
+
+
+def bigint(value):
+    """`value` typed as the bigint columns it is compared with. Django sends a plain
+    integer, which btree_gin's operator classes cannot compare with a bigint: the
+    customer search's index on (entity, collector, name words) needs this to use its
+    entity and collector columns (customers migration 0004)."""
+    return Cast(Value(value), BigIntegerField())
 
 
 def system_code():

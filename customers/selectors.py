@@ -26,6 +26,7 @@ from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from accounts.roles import RESTRICTABLE_ROLES, Role
+from accounts.tenancy import bigint
 from customers.models import AccessGroup, Customer, CustomerAssignment, Invoice, Secret
 
 
@@ -62,7 +63,7 @@ def request_scope(request):
 def customer_scope(queryset, scope):
     """Filter a Customer queryset (already tenant-scoped) by `scope`."""
     if scope.kind == "managed":
-        return queryset.filter(collector_id=scope.user_id)
+        return queryset.filter(collector_id=bigint(scope.user_id))
     if scope.kind == "assigned":
         return queryset.filter(
             Exists(
@@ -108,18 +109,22 @@ def name_words_match(words):
 
 
 def search_customers(customers, text):
-    """Customers whose name matches the words searched (`name_words_match`), or whose
-    customer number or organisation number starts with the text (the organisation
-    number ignoring spaces: "912 345 678"). On PostgreSQL each branch has an index
-    (migration 0004)."""
+    """Customers whose name matches the words searched (`name_words_match`); a search
+    with a digit in it also finds customers whose customer number or organisation number
+    starts with it (the organisation number ignoring spaces: "912 345 678").
+
+    Numbers are looked at only when a digit is typed: a plain word is a name, and
+    leaving the numbers out keeps the name search to one index (migration 0004) with
+    no per-row check of the other branches."""
     text = text.strip()
     if connection.vendor == "postgresql":
         customers = customers.alias(name_words=SearchVector("name", config="simple"))
-    return customers.filter(
-        name_words_match(search_words(text))
-        | Q(number__istartswith=text)
-        | Q(organisation_number__istartswith=text.replace(" ", ""))
-    )
+    condition = name_words_match(search_words(text))
+    if any(ch.isdigit() for ch in text):
+        condition |= Q(number__istartswith=text) | Q(
+            organisation_number__istartswith=text.replace(" ", "")
+        )
+    return customers.filter(condition)
 
 
 # The distinct collectors of one entity, one index probe per collector (a "loose index

@@ -1,10 +1,11 @@
 """PostgreSQL indexes for the customer search (`customers.selectors.search_customers`).
 
-- A GIN index on (entity, the words of the name) for the name search, a full-text prefix
-  query over the name's words. The entity is part of the index (btree_gin), so a search
-  reads the matches of one entity only, not those of every entity on the platform. The
-  tenant scope compares the entity as a bigint (accounts.tenancy), which btree_gin
-  needs.
+- A GIN index on (entity, collector, the words of the name) for the name search, a
+  full-text prefix query over the name's words. The entity and the collector are part
+  of the index (btree_gin), so a search reads the matches of one entity (and, for a
+  restricted collector, of their customers) only, not those of every entity on the
+  platform. The tenant scope and the collector filter compare as bigints
+  (accounts.tenancy.bigint), which btree_gin needs.
 - Pattern btrees on (entity, UPPER(number)) and (entity, UPPER(organisation_number)) for
   the prefix searches (`istartswith`): the database's collation is not "C", so a plain
   btree does not serve LIKE.
@@ -62,6 +63,7 @@ class Migration(migrations.Migration):
                 model_name="customer",
                 index=GinIndex(
                     F("entity_id"),
+                    F("collector_id"),
                     SearchVector("name", config="simple"),
                     name="customer_name_words",
                 ),

@@ -87,14 +87,24 @@ def _keys(account, ip):
 
 
 def _lock_rows(keys):
-    """Create missing counters, then lock them in one fixed order (no deadlocks)."""
-    LoginThrottle.objects.bulk_create(
-        [LoginThrottle(kind=kind, key=key) for kind, key in keys], ignore_conflicts=True
-    )
-    rows = LoginThrottle.objects.select_for_update().filter(
-        kind__in=[k for k, _ in keys], key__in=[v for _, v in keys]
-    )
-    return {(row.kind, row.key): row for row in rows.order_by("kind", "key")}
+    """Lock the counters in one fixed order (no deadlocks); create the missing ones (a
+    first attempt for this account or address) and lock again."""
+    wanted = Q()
+    for kind, key in keys:
+        wanted |= Q(kind=kind, key=key)
+
+    def lock():
+        rows = LoginThrottle.objects.select_for_update().filter(wanted).order_by("kind", "key")
+        return {(row.kind, row.key): row for row in rows}
+
+    rows = lock()
+    if len(rows) < len(keys):
+        LoginThrottle.objects.bulk_create(
+            [LoginThrottle(kind=kind, key=key) for kind, key in keys if (kind, key) not in rows],
+            ignore_conflicts=True,
+        )
+        rows = lock()
+    return rows
 
 
 def block_in_force(account, ip, now):
@@ -140,11 +150,11 @@ def reserve_attempt(account, ip, now):
                 reservation.ip_previous_failure_at = row.last_failure_at if still else None
             row.failures = still + 1
             row.last_failure_at = now
-            row.save(update_fields=["failures", "last_failure_at"])
             if kind == Kind.ACCOUNT:
                 reservation.account_failures = row.failures
             else:
                 reservation.ip_failures = row.failures
+        LoginThrottle.objects.bulk_update(rows.values(), ["failures", "last_failure_at"])
     return reservation
 
 

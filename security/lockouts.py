@@ -164,22 +164,23 @@ def release_after_success(reservation):
     if reservation is None or reservation.refused or reservation.released:
         return
     reservation.released = True
-    with transaction.atomic(savepoint=False):  # part of the sign-in's transaction
-        if reservation.account:
-            LoginThrottle.objects.filter(kind=Kind.ACCOUNT, key=reservation.account).update(
-                failures=0, last_failure_at=None
-            )
-        if reservation.ip:
-            # Give back the attempt; unless another failure came since, the counter's last
-            # failure is again the one before this attempt, so old failures still age out.
-            restored = Value(reservation.ip_previous_failure_at, output_field=DateTimeField())
-            LoginThrottle.objects.filter(kind=Kind.IP, key=reservation.ip, failures__gt=0).update(
-                failures=F("failures") - 1,
-                last_failure_at=Case(
-                    When(last_failure_at=reservation.reserved_at, then=restored),
-                    default=F("last_failure_at"),
-                ),
-            )
+    counters = Q(pk__in=[])
+    if reservation.account:
+        counters |= Q(kind=Kind.ACCOUNT, key=reservation.account)
+    if reservation.ip:
+        counters |= Q(kind=Kind.IP, key=reservation.ip, failures__gt=0)
+    no_time = Value(None, output_field=DateTimeField())
+    # The address: unless another failure came since, its last failure is again the one
+    # before this attempt, so old failures still age out. One statement for both.
+    restored = Value(reservation.ip_previous_failure_at, output_field=DateTimeField())
+    LoginThrottle.objects.filter(counters).update(
+        failures=Case(When(kind=Kind.ACCOUNT, then=Value(0)), default=F("failures") - 1),
+        last_failure_at=Case(
+            When(kind=Kind.ACCOUNT, then=no_time),
+            When(last_failure_at=reservation.reserved_at, then=restored),
+            default=F("last_failure_at"),
+        ),
+    )
 
 
 def lift(kind, key, *, actor=None, entity=None, request=None):

@@ -149,3 +149,39 @@ def test_a_group_member_reveals_a_secret_others_do_not_see(
     expect(page.get_by_text(SECRET_TITLE)).to_have_count(0)
     expect(page.get_by_role("button", name="Reveal")).to_have_count(0)
     assert AuditEvent.objects.filter(action="secret.revealed").count() == 1
+
+
+def test_a_credit_manager_searches_by_the_start_of_words_and_pages_through(
+    browser_page, live_server, world, customers
+):
+    with system_code():
+        Customer.objects.bulk_create(
+            Customer(entity=world.a, number=f"P-{n:03d}", name=f"Polar Fisk {n:03d} AS")
+            for n in range(60)
+        )
+    page = browser_page
+    log_in(page, live_server, world.users[Role.CREDIT_MANAGER].email)
+    expect_dashboard(page, live_server, "Acme Norge AS")
+    open_customers(page)
+    expect(page.get_by_text("Customers 1–50 of 63")).to_be_visible()
+    expect(customer_rows(page)).to_have_count(50)
+
+    search = page.get_by_label("Search", exact=True)
+    search.fill("fjord TRANS")  # the start of two words, any case
+    page.get_by_role("button", name="Search").click()
+    expect(customer_rows(page).get_by_role("link")).to_have_text(["Fjordvik Transport AS"])
+    search.fill("vik")  # inside a word: not the start of one
+    page.get_by_role("button", name="Search").click()
+    expect(customer_rows(page)).to_have_text(["No customers match."])
+    search.fill("K-9")  # a customer number, since it has a digit
+    page.get_by_role("button", name="Search").click()
+    expect(customer_rows(page).get_by_role("link")).to_have_text([OTHERS])
+
+    search.fill("polar")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_text("Customers 1–50 of 60")).to_be_visible()
+    page.get_by_role("link", name="Next").click()
+    expect(page.get_by_text("Customers 51–60 of 60")).to_be_visible()
+    expect(customer_rows(page)).to_have_count(10)
+    expect(customer_rows(page).get_by_role("link").first).to_have_text("Polar Fisk 050 AS")
+    expect(search).to_have_value("polar")  # the search is kept across pages

@@ -132,3 +132,24 @@ def test_pages_send_csp_and_log_no_errors(browser_page, live_server, world, cons
         assert directives["style-src"] == ["'self'"]
         assert directives["frame-ancestors"] == ["'none'"]
     assert console_errors == []
+
+
+def test_a_blocked_account_sees_when_to_try_again(browser_page, live_server, world, console_errors):
+    email = world.users[Role.SALES].email
+    for _ in range(5):
+        log_in(browser_page, live_server, email, "Wrong-Battery-17!")
+        expect(browser_page.get_by_role("alert")).to_have_text(LOGIN_ERROR)
+
+    log_in(browser_page, live_server, email)  # the right password, during the block
+
+    alert = browser_page.get_by_role("alert")
+    expect(alert).to_contain_text("Too many failed sign-in attempts.")
+    expect(alert).to_contain_text(re.compile(r"Try again after \d\d:\d\d on \d{4}-\d\d-\d\d\."))
+    expect(browser_page.get_by_role("button", name="Log out")).to_have_count(0)
+    expect(browser_page.get_by_label("Email", exact=True)).to_have_value(email)
+    expect(browser_page.get_by_label("Password", exact=True)).to_have_value("")
+    # Chromium logs the page's own 429 status as a console error: that entry only is
+    # expected.
+    refused = [e for e in console_errors if "status of 429" in e]
+    assert len(refused) == 1, console_errors
+    console_errors.remove(refused[0])

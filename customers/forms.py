@@ -74,7 +74,8 @@ class CustomerSearchForm(forms.Form):
         required=False,
         max_length=100,
         label="Search",
-        help_text="Name, customer number or organisation number.",
+        help_text="The start of words in the name; with a digit, also a customer or "
+        "organisation number.",
     )
     collector = forms.TypedChoiceField(
         coerce=int, empty_value=None, required=False, widget=CompactSelect

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     DecimalField,
@@ -21,7 +22,6 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -142,14 +142,36 @@ _ENTITY_COLLECTORS = """
 """
 
 
+# The entity's collector ids are kept in the shared cache: every customer list of an
+# unrestricted user needs them, and any customer saved or deleted in the entity drops them
+# (customers.receivers), so a new collector is offered at once. Writes that send no
+# signals (bulk_create, queryset updates) are caught up within the expiry.
+COLLECTORS_CACHE_SECONDS = 300
+
+
+def entity_collectors_key(entity_id):
+    return f"customers:collectors:{entity_id}"
+
+
+def entity_collector_ids(entity_id):
+    key = entity_collectors_key(entity_id)
+    ids = cache.get(key)
+    if ids is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _ENTITY_COLLECTORS.format(table=Customer._meta.db_table), [entity_id, entity_id]
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        cache.set(key, ids, COLLECTORS_CACHE_SECONDS)
+    return ids
+
+
 def collectors_of_visible_customers(request):
     """The users who collect at least one customer the request may see: the choices of
     the customer list's collector filter (a restricted collector gets only themselves)."""
     scope = request_scope(request)
     if scope.kind == "all":
-        entity_id = request.tenancy.entity.pk
-        sql = _ENTITY_COLLECTORS.format(table=Customer._meta.db_table)
-        return User.objects.filter(pk__in=RawSQL(sql, (entity_id, entity_id)))
+        return User.objects.filter(pk__in=entity_collector_ids(request.tenancy.entity.pk))
     visible = customer_scope(Customer.objects.all(), scope)
     return User.objects.filter(
         pk__in=visible.filter(collector__isnull=False).values("collector_id")

@@ -139,8 +139,10 @@ def test_the_query_count_does_not_grow_past_the_cap(world, credit):
     urls = ["/customers/", "/customers/?q=kunde", "/customers/?page=3&sort=-balance"]
     add_customers(world.a, 120)
     credit.get("/")  # the first request after sign-in also checks for a 2FA device
+    credit.get("/customers/")  # and the first list reads the collector choices
     small = {url: count_queries(credit, url) for url in urls}
     add_customers(world.a, 1000, start=120)
+    credit.get("/customers/")
     large = {url: count_queries(credit, url) for url in urls}
     assert large == small
 
@@ -165,6 +167,35 @@ def test_the_collector_filter_offers_the_collectors_of_visible_customers(world, 
     work_in(client, credit_manager, world.a)
     filtered = client.get("/customers/", {"collector": world.users[Role.ADMIN].pk})
     assert names(filtered) == ["Kunde 00003 AS", "Kunde 00004 AS"]
+
+
+def test_a_new_collector_is_offered_at_once(world, client):
+    """The entity's collectors are kept in the cache between requests; saving or deleting
+    a customer drops them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    credit = work_in(client, world.users[Role.CREDIT_MANAGER], world.a)
+    add_customers(world.a, 2, collector=world.users[Role.COLLECTOR])
+
+    def offered():
+        page = text(credit.get("/customers/"))
+        select = re.search(r'<select name="collector".*?</select>', page, re.S).group(0)
+        return re.findall(r"<option [^>]*>([^<(]+) \(", select)
+
+    assert offered() == ["collector"]
+    with CaptureQueriesContext(connection) as later:
+        assert offered() == ["collector"]
+    assert not [q for q in later.captured_queries if "RECURSIVE" in q["sql"]]
+
+    with system_code():
+        customer = Customer.objects.get(entity=world.a, number="00001")
+        customer.collector = world.users[Role.ADMIN]
+        customer.save()
+    assert offered() == ["admin", "collector"]
+    with system_code():
+        customer.delete()
+    assert offered() == ["collector"]
 
 
 # --- PostgreSQL: the search uses its indexes --------------------------------------------

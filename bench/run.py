@@ -84,7 +84,9 @@ def main(argv=None):
     from bench.scenarios import run_all
 
     only = set(args.only.split(",")) if args.only else None
+    reference_before = host_reference()
     results = run_all(scale, workdir, only=only, log=log)
+    reference_after = host_reference()
     report = {
         "mode": scale.name,
         "database": settings.DATABASES["default"]["NAME"],
@@ -93,6 +95,7 @@ def main(argv=None):
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "host_reference": {"before": reference_before, "after": reference_after},
         },
         "seconds": round(time.monotonic() - started, 1),
         "scenarios": [r.as_dict() for r in results],
@@ -100,10 +103,45 @@ def main(argv=None):
     print()
     print(format_table(results))
     print(f"\n{scale.name} run, {report['seconds']} s in all; database {report['database']}.")
+    print(
+        "Host speed (median; before / after the scenarios): one Argon2id verify "
+        f"{reference_before['argon2_verify_ms']} / {reference_after['argon2_verify_ms']} ms, "
+        f"one SELECT 1 round trip {reference_before['select_1_ms']} / "
+        f"{reference_after['select_1_ms']} ms. Absolute times scale with these."
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
         print(f"JSON written to {args.json}")
     return 1 if any(r.error for r in results) else 0
+
+
+def host_reference(verifies=5, round_trips=200):
+    """How fast this host is right now, for reading absolute times across runs: the
+    median of a few raw Argon2id verifies (the product's hasher) and of SELECT 1 round
+    trips to the benchmark database."""
+    import statistics
+
+    from django.contrib.auth.hashers import get_hasher
+    from django.db import connection
+
+    hasher = get_hasher("default")
+    encoded = hasher.encode("host reference", hasher.salt())
+    verify_ms = []
+    for _ in range(verifies):
+        t0 = time.perf_counter()
+        hasher.verify("host reference", encoded)
+        verify_ms.append((time.perf_counter() - t0) * 1000)
+    round_trip_ms = []
+    with connection.cursor() as cursor:
+        for _ in range(round_trips):
+            t0 = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            round_trip_ms.append((time.perf_counter() - t0) * 1000)
+    return {
+        "argon2_verify_ms": round(statistics.median(verify_ms), 1),
+        "select_1_ms": round(statistics.median(round_trip_ms), 3),
+    }
 
 
 def _log(message):

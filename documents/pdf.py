@@ -4,6 +4,7 @@ included); other characters are replaced rather than breaking the document."""
 
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from fpdf import FPDF
 
 
@@ -90,7 +91,9 @@ def invoice_copy_pdf(context):
 
 
 def pdf_response(data, filename):
+    """A PDF download. The name is quoted (or encoded) by Django, so a number typed with
+    quotes, semicolons or line breaks cannot break the header."""
     response = HttpResponse(data, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     response["Cache-Control"] = "no-store"
     return response

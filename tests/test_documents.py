@@ -1343,3 +1343,26 @@ def test_a_link_made_after_anonymisation_is_no_longer_valid(client, book, settle
 
     assert response.status_code == 410
     assert dead_message(response) == "This link is no longer valid."
+
+
+@pytest.mark.parametrize(
+    ("number", "disposition"),
+    [
+        ('F-"7";x', 'attachment; filename="invoice-F-\\"7\\";x.pdf"'),
+        (
+            "F-7\r\nSet-Cookie: a=b",
+            "attachment; filename*=utf-8''invoice-F-7%0D%0ASet-Cookie%3A%20a%3Db.pdf",
+        ),
+        ("Faktura-Ø7", "attachment; filename*=utf-8''invoice-Faktura-%C3%987.pdf"),
+    ],
+)
+def test_an_invoice_copy_pdf_keeps_a_well_formed_file_name(client, book, number, disposition):
+    item = make_invoice(book.customer, number, "100.00")
+    book.editor(client)
+
+    response = client.get(f"/customers/invoices/{item.pk}/copy/?format=pdf")
+
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF")
+    assert response["Content-Disposition"] == disposition
+    assert "Set-Cookie" not in response.headers

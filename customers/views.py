@@ -10,6 +10,7 @@ from django.views.generic import DetailView, TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
+from accounts.tenancy import bigint
 from consent.services import consent_matrix, purposes_for
 from customers import anonymisation, services
 from customers.forms import (
@@ -64,13 +65,12 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         sort = CustomerSearchForm.SORTS["name"]
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
-            if data["q"].strip():
-                customers = search_customers(customers, data["q"])
-            if data["collector"]:
-                customers = customers.filter(collector_id=data["collector"])
             sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)
             if data["q"].strip():
+                customers = search_customers(customers, data["q"])
                 sort = SEARCH_SORTS.get(data["sort"] or "name", sort)
+            if data["collector"]:
+                customers = customers.filter(collector_id=bigint(data["collector"]))
         elif form.is_bound:
             customers = customers.none()
         # Only the columns the rows show (customers/templatetags/customer_list.py): loading

@@ -191,43 +191,26 @@ def store_upload(customer, data, *, actor, request):
 
 def send_links(customer, data, *, actor, request):
     contact, what = data["contact"], data["what"]
-    made = []
     if what == "interactive":
-        made.append(
-            links.create_link(
-                customer=customer,
-                kind=CustomerLink.Kind.INTERACTIVE,
-                contact=contact,
-                actor=actor,
-                max_uses=data["max_uses"],
-                request=request,
-            )
-        )
+        targets = [{"kind": CustomerLink.Kind.INTERACTIVE}]
     elif what == "document":
-        made.append(
-            links.create_link(
-                customer=customer,
-                kind=CustomerLink.Kind.DOCUMENT,
-                contact=contact,
-                document=data["document"],
-                actor=actor,
-                max_uses=data["max_uses"],
-                request=request,
-            )
-        )
+        targets = [{"kind": CustomerLink.Kind.DOCUMENT, "document": data["document"]}]
     else:
-        for invoice in emails.open_invoices(customer):
-            made.append(
-                links.create_link(
-                    customer=customer,
-                    kind=CustomerLink.Kind.INVOICE_PDF,
-                    contact=contact,
-                    invoice=invoice,
-                    actor=actor,
-                    max_uses=data["max_uses"],
-                    request=request,
-                )
-            )
+        targets = [
+            {"kind": CustomerLink.Kind.INVOICE_PDF, "invoice": invoice}
+            for invoice in emails.open_invoices(customer)
+        ]
+    made = [
+        links.create_link(
+            customer=customer,
+            contact=contact,
+            actor=actor,
+            max_uses=data["max_uses"],
+            request=request,
+            **target,
+        )
+        for target in targets
+    ]
     urls = [links.url_for(request, token) for _, token in made]
     text = (
         f"Hello {contact.name},\n\n{customer.entity.name} sends you these links:\n\n"

@@ -92,8 +92,8 @@ def name_words_match(words):
 
     On PostgreSQL this is a full-text prefix query over the name's words, served by the
     index on (entity, the name's words) (migration 0004), so a search reads one entity's
-    matches only. Elsewhere (SQLite in development) the same rule on spaces between
-    words."""
+    matches only; the query reads the `name_words` alias that `search_customers` adds.
+    Elsewhere (SQLite in development) the same rule on spaces between words."""
     if not words:
         return Q(pk__in=[])
     if connection.vendor == "postgresql":

@@ -1039,7 +1039,7 @@ def _raw_deactivate(cur, policy, stamp, cutoff, bare):
         "entity_group_id, action, target_type, target_id, target_label, data, ip) "
         "SELECT %(stamp)s, NULL, '', NULL, NULL, 'user.deactivated', 'accounts.user', "
         "over.id::text, over.email, jsonb_build_object('reason', 'inactivity', "
-        "'limit_months', %(months)s, 'set_by', %(set_by)s), NULL FROM over",
+        "'limit_months', %(months)s::integer, 'set_by', %(set_by)s::text), NULL FROM over",
         params,
     )
     return cur.rowcount

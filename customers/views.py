@@ -1,5 +1,7 @@
 """Customer pages. Every customer read starts from `visible_customers(request)`."""
 
+from contextlib import nullcontext
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
@@ -11,6 +13,7 @@ from django.views.generic import DetailView, TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
 from accounts.tenancy import bigint
+from config.db import planned_for_their_values
 from consent.services import consent_matrix, purposes_for
 from customers import anonymisation, services
 from customers.forms import (
@@ -63,10 +66,12 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         )
         customers = visible_customers(self.request)
         sort = CustomerSearchForm.SORTS["name"]
+        searching = False
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)
             if data["q"].strip():
+                searching = True
                 customers = search_customers(customers, data["q"])
                 sort = SEARCH_SORTS.get(data["sort"] or "name", sort)
             if data["collector"]:
@@ -83,7 +88,9 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
             )
             .order_by(*sort)
         )
-        page = capped_page(rows, customers, self.request.GET.get("page"))
+        # A search is planned for its words; a list reuses its prepared plan.
+        with planned_for_their_values() if searching else nullcontext():
+            page = capped_page(rows, customers, self.request.GET.get("page"))
         query = self.request.GET.copy()
         query.pop("page", None)
         return super().get_context_data(

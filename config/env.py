@@ -87,8 +87,11 @@ def env_choice(name, choices, default, environ=os.environ):
     return value
 
 
-def database_from_url(url, conn_max_age):
-    """Turn DATABASE_URL into Django's DATABASES entry, refusing anything unclear."""
+def database_from_url(url, conn_max_age, prepare_threshold=0):
+    """Turn DATABASE_URL into Django's DATABASES entry, refusing anything unclear.
+
+    On PostgreSQL, `prepare_threshold` > 0 binds parameters on the server and prepares a
+    statement after that many runs on one connection (0: never)."""
     import dj_database_url
 
     scheme = urlsplit(url).scheme
@@ -105,6 +108,10 @@ def database_from_url(url, conn_max_age):
         raise EnvError(f"DATABASE_URL cannot be parsed: {exc}.") from None
     if scheme != "sqlite" and not config.get("NAME"):
         raise EnvError("DATABASE_URL names no database; end it with /<database name>.")
+    if scheme != "sqlite" and prepare_threshold:
+        config.setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=prepare_threshold
+        )
     return config
 
 

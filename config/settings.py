@@ -43,22 +43,18 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 # an authenticated page, so each worker keeps its connection (health-checked on reuse).
 DATABASE_URL = env_file_or_str("DATABASE_URL")
 CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0)
-DATABASES = {
-    "default": database_from_url(
-        DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}", CONN_MAX_AGE
-    )
-}
 # Prepared statements: psycopg prepares a statement on a connection once it has run it
 # this many times, so PostgreSQL stops planning it again on every request (planning a
 # joined query cost more than running it: bench/README.md). Set 0 behind a connection
 # pooler in transaction mode that cannot keep prepared statements.
 DATABASE_PREPARE_THRESHOLD = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and (
-    DATABASE_PREPARE_THRESHOLD
-):
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=DATABASE_PREPARE_THRESHOLD
+DATABASES = {
+    "default": database_from_url(
+        DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        CONN_MAX_AGE,
+        prepare_threshold=DATABASE_PREPARE_THRESHOLD,
     )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and the shared cache ----------------------------------------

@@ -140,3 +140,12 @@ def test_a_malformed_database_url_stops_the_process_with_a_message_not_a_traceba
     assert result.returncode != 0
     assert "Configuration error: DATABASE_URL cannot be parsed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_postgresql_statements_are_prepared_after_the_threshold_and_can_be_turned_off():
+    prepared = database_from_url("postgres://u@h:5432/db", 60, prepare_threshold=5)
+    assert prepared["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+    never = database_from_url("postgres://u@h:5432/db", 60, prepare_threshold=0)
+    assert "server_side_binding" not in never.get("OPTIONS", {})
+    sqlite = database_from_url("sqlite:///tmp/x.sqlite3", 0, prepare_threshold=5)
+    assert "prepare_threshold" not in sqlite.get("OPTIONS", {})

@@ -56,6 +56,65 @@ class Customer(models.Model):
         return f"{self.number} {self.name}"
 
 
+class CustomerNameWord(models.Model):
+    """One word of a customer's name: what the name search reads on PostgreSQL.
+
+    The words are the lexemes of `to_tsvector('simple', name)` ("Fjell-Sol AS" gives
+    fjell-sol, fjell, sol, as), the ones the full-text search matched before. A search
+    word is a range of this table's btree (entity, word, sort name, customer): the page
+    and its capped count are read from the index alone, already in name order within one
+    word, instead of fetching and sorting thousands of customers
+    (`customers.selectors.NameSearch`).
+
+    PostgreSQL keeps the rows in step with the customers by a trigger (migration 0005):
+    a customer created (also by `bulk_create`), renamed, anonymised, moved to another
+    collector or deleted rewrites or removes its words in the same statement, whatever
+    code path wrote it. The model is here for the schema only; nothing writes it through
+    Django, and on SQLite (development) the table stays empty and the search uses its
+    fallback.
+    """
+
+    # The relations are plain columns to the database (no constraint, no index of their
+    # own): the trigger removes a deleted customer's words, so Django's delete collector
+    # has nothing to do here (DO_NOTHING: no query per deleted customer), and a foreign
+    # key check on every word written would only repeat what the trigger knows.
+    entity = models.ForeignKey(
+        "accounts.Entity",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the primary key (customer, word) serves it
+        related_name="+",
+    )
+    collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        related_name="+",
+    )
+    # Compared byte-wise on PostgreSQL (COLLATE "C", migration 0005), so that the words
+    # starting with "berg" are the range ["berg", "berh").
+    word = models.TextField()
+    # UPPER(name): the order of the search results (customers.views.SEARCH_SORTS).
+    sort_name = models.TextField()
+    # One row per (customer, word); its index also finds a customer's words (the
+    # trigger's delete, a search's second word).
+    pk = models.CompositePrimaryKey("customer", "word")
+
+    objects = TenantManager()
+
+    def __str__(self):
+        return f"{self.word} ({self.customer_id})"
+
+
 class CustomerAssignment(models.Model):
     """A user assigned to a customer (sales, sales administration, guest)."""
 

@@ -86,15 +86,28 @@ def capped_page(rows, count_rows, requested, *, per_page=PER_PAGE, cap=COUNT_CAP
 
     `count_rows` is the same selection without the costly columns (annotations, joins):
     it is counted up to `cap` + 1 rows. Always two queries, whatever the list's size."""
+    return capped_page_of(
+        lambda limit: count_rows.order_by().values("pk")[:limit].count(),
+        lambda offset, limit: list(rows[offset : offset + limit]),
+        requested,
+        per_page=per_page,
+        cap=cap,
+    )
+
+
+def capped_page_of(count, read, requested, *, per_page=PER_PAGE, cap=COUNT_CAP):
+    """`capped_page` for any source: `count(limit)` counts its rows up to `limit`, and
+    `read(offset, limit)` returns that slice of them in order (the name search reads
+    its pages from its own table: `customers.selectors.NameSearch`)."""
     number, problem = parse_page_number(requested)
-    count = count_rows.order_by().values("pk")[: cap + 1].count()
+    count = count(cap + 1)
     last_page = max(1, math.ceil(count / per_page)) if count <= cap else None
     if last_page is not None and number > last_page:
         problem = (
             f"There is no page {number:,}; the list has {last_page:,} page{'s' * (last_page > 1)}."
         )
     offset = (number - 1) * per_page
-    found = list(rows[offset : offset + per_page + 1])
+    found = read(offset, per_page + 1)
     if not found and number > 1 and not problem:
         problem = f"There is no page {number:,}; the list ends before it."
     return CappedPage(

@@ -31,10 +31,11 @@ from customers.models import (
     Invoice,
     Secret,
 )
-from customers.paging import capped_page
+from customers.paging import capped_page, capped_page_of
 from customers.selectors import (
     collectors_of_visible_customers,
     ledger_balance,
+    name_search,
     readable_secrets,
     request_scope,
     search_customers,
@@ -67,13 +68,23 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         customers = visible_customers(self.request)
         sort = CustomerSearchForm.SORTS["name"]
         searching = False
+        by_words = None
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
-            sort = CustomerSearchForm.SORTS.get(data["sort"] or "name", sort)
+            sort_key = data["sort"] or "name"
+            sort = CustomerSearchForm.SORTS.get(sort_key, sort)
             if data["q"].strip():
                 searching = True
-                customers = search_customers(customers, data["q"])
-                sort = SEARCH_SORTS.get(data["sort"] or "name", sort)
+                if sort_key in SEARCH_SORTS:
+                    by_words = name_search(
+                        self.request,
+                        data["q"],
+                        collector_id=data["collector"],
+                        descending=sort_key.startswith("-"),
+                    )
+                if by_words is None:
+                    customers = search_customers(customers, data["q"])
+                sort = SEARCH_SORTS.get(sort_key, sort)
             if data["collector"]:
                 customers = customers.filter(collector_id=bigint(data["collector"]))
         elif form.is_bound:
@@ -88,9 +99,19 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
             )
             .order_by(*sort)
         )
-        # A search is planned for its words; a list reuses its prepared plan.
-        with planned_for_their_values() if searching else nullcontext():
-            page = capped_page(rows, customers, self.request.GET.get("page"))
+        requested = self.request.GET.get("page")
+        if by_words is not None:
+            # The page's ids and the count come from the words table; the customers are
+            # then read by id (still through `visible_customers`), in the same order.
+            page = capped_page_of(
+                by_words.count,
+                lambda offset, limit: list(rows.filter(pk__in=by_words.ids(offset, limit))),
+                requested,
+            )
+        else:
+            # A search is planned for its words; a list reuses its prepared plan.
+            with planned_for_their_values() if searching else nullcontext():
+                page = capped_page(rows, customers, requested)
         query = self.request.GET.copy()
         query.pop("page", None)
         return super().get_context_data(

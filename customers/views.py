@@ -45,10 +45,13 @@ from customers.selectors import (
 )
 from security.models import AuditEvent
 
-# Search results by name are sorted without regard to case. An order that no index gives
-# also keeps PostgreSQL from walking the whole (entity, name) index in the hope of finding
-# 50 matches early (matches of a common word cluster together: one search read 180,000
-# rows that way); it reads the matches from the search indexes and sorts only those.
+# Search results by name are sorted without regard to case. On PostgreSQL the words table
+# holds this order (CustomerNameWord.sort_name = UPPER(name)) and a search by words reads
+# its page from there (`name_search`); the page's customers are then sorted again here,
+# 51 rows. For the other searches (a digit in them: numbers too), an order that no index
+# gives also keeps PostgreSQL from walking the whole (entity, name) index in the hope of
+# finding 50 matches early (matches of a common word cluster together: one search read
+# 180,000 rows that way); it reads the matches from the search indexes and sorts them.
 SEARCH_SORTS = {
     "name": (Upper("name"), "pk"),
     "-name": (Upper("name").desc(), "-pk"),

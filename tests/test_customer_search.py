@@ -295,3 +295,10 @@ def test_a_search_reads_the_words_index_only(world):
         r"AND \(word >= 'kunde'::text\) AND \(word < 'kundf'::text\)\)"
     )
     assert re.search(cond, plan), plan
+
+
+def test_a_name_search_reads_the_words_table(world, credit):
+    make(world.a, "1", "Berg Transport AS")
+    with CaptureQueriesContext(connection) as queries:
+        assert found(credit, "berg") == ["Berg Transport AS"]
+    assert sum("customers_customernameword" in q["sql"] for q in queries) == 2  # page, count

@@ -104,11 +104,19 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         )
         requested = self.request.GET.get("page")
         if by_words is not None:
-            # The page's ids and the count come from the words table; the customers are
-            # then read by id (still through `visible_customers`), in the same order.
+            # The page's ids and the count come from the words table, which applies the
+            # role scope and the collector filter itself; the customers are then read by
+            # id (in the entity), in the same order. The role's condition repeated on
+            # this query made a generic plan walk a collector's every customer (12 ms).
+            by_id = rows.model.objects.all()
             page = capped_page_of(
                 by_words.count,
-                lambda offset, limit: list(rows.filter(pk__in=by_words.ids(offset, limit))),
+                lambda offset, limit: list(
+                    with_balance(by_id.filter(pk__in=by_words.ids(offset, limit)))
+                    .select_related("collector")
+                    .only(*rows.query.deferred_loading[0])
+                    .order_by(*sort)
+                ),
                 requested,
             )
         else:

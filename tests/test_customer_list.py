@@ -147,6 +147,13 @@ def test_the_query_count_does_not_grow_past_the_cap(world, credit):
     assert large == small
 
 
+def offered_collectors(client):
+    """The names the customer list's collector filter offers, in order."""
+    page = text(client.get("/customers/"))
+    select = re.search(r'<select name="collector".*?</select>', page, re.S).group(0)
+    return re.findall(r"<option [^>]*>([^<(]+) \(", select)
+
+
 def test_the_collector_filter_offers_the_collectors_of_visible_customers(world, client):
     collector = world.users[Role.COLLECTOR]
     credit_manager = world.users[Role.CREDIT_MANAGER]
@@ -158,9 +165,7 @@ def test_the_collector_filter_offers_the_collectors_of_visible_customers(world, 
     )
 
     def offered(user):
-        page = text(work_in(client, user, world.a).get("/customers/"))
-        select = re.search(r'<select name="collector".*?</select>', page, re.S).group(0)
-        return re.findall(r"<option [^>]*>([^<(]+) \(", select)
+        return offered_collectors(work_in(client, user, world.a))
 
     assert offered(credit_manager) == ["admin", "collector"]
     assert offered(collector) == ["collector"]
@@ -179,9 +184,7 @@ def test_a_new_collector_is_offered_at_once(world, client):
     add_customers(world.a, 2, collector=world.users[Role.COLLECTOR])
 
     def offered():
-        page = text(credit.get("/customers/"))
-        select = re.search(r'<select name="collector".*?</select>', page, re.S).group(0)
-        return re.findall(r"<option [^>]*>([^<(]+) \(", select)
+        return offered_collectors(credit)
 
     assert offered() == ["collector"]
     with CaptureQueriesContext(connection) as later:
@@ -204,9 +207,7 @@ def test_a_collector_renamed_is_shown_by_the_new_name_at_once(world, client):
     add_customers(world.a, 2, collector=collector)
 
     def offered():
-        page = text(credit.get("/customers/"))
-        select = re.search(r'<select name="collector".*?</select>', page, re.S).group(0)
-        return re.findall(r"<option [^>]*>([^<(]+) \(", select)
+        return offered_collectors(credit)
 
     assert offered() == ["collector"]
     with CaptureQueriesContext(connection) as later:

@@ -54,3 +54,16 @@ def test_a_key_already_taken_at_sign_in_is_replaced_by_another(world, client, mo
     assert UserSession.objects.get(session_key="f" * 32).user_id == world.main_admin.pk
     taken.refresh_from_db()
     assert taken.user_id is None  # the other session is untouched
+
+
+def test_a_session_flushed_after_a_new_key_is_stored_once_under_one_key(db):
+    store = sessions.SessionStore()
+    store["a"] = 1
+    store.save()
+    store.cycle_key()
+    store.flush()
+    store["b"] = 2
+    store.save()
+    store.save()
+    assert list(UserSession.objects.values_list("session_key", flat=True)) == [store.session_key]
+    assert UserSession.objects.get().get_decoded() == {"b": 2}

@@ -23,9 +23,13 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
-# The same gunicorn shape for the product and the baseline: gthread workers so
+# The same gunicorn shape for the product and the baseline: a gthread worker so
 # connections stay open between requests (sync workers close them after each response).
-WORKERS = 2
+# One worker: with two, a worker accepts keep-alive connections as they come and
+# sometimes took all four of a run while the other stayed idle, which halved that
+# run's throughput whatever the code (3 runs in 8, measured from the workers' CPU
+# time). One worker serves every connection of every run.
+WORKERS = 1
 THREADS = 1
 
 

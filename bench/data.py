@@ -38,16 +38,16 @@ from urllib.parse import urlsplit, urlunsplit
 GENERATOR_VERSION = 6  # 6: the words of customer names (customers_customernameword)
 BENCH_PASSWORD = "Bench-Password-42!"
 MARKER_TABLE = "bench_dataset"
-# The words of every customer's name (customers.models.CustomerNameWord), as the trigger
-# of customers migration 0005 writes them.
-NAME_WORDS_SQL = """
-    INSERT INTO customers_customernameword
-        (entity_id, collector_id, customer_id, word, sort_name)
-    SELECT c.entity_id, c.collector_id, c.id, words.lexeme, upper(c.name)
-      FROM customers_customer c,
-           unnest(to_tsvector('simple', coalesce(c.name, ''))) AS words
-"""
 SAFE_PREFIX = "guardrail_bench"
+
+
+def name_words_backfill():
+    """The SQL that fills the customer name words table from the customers (migration
+    0005's, imported by name: migration modules start with a digit)."""
+    import importlib
+
+    return importlib.import_module("customers.migrations.0005_customer_name_words").BACKFILL
+
 
 # Networks listed on the benchmark tenants' allowlists (127.0.0.1 is in the first).
 ALLOWLIST = ["127.0.0.0/8", "10.0.0.0/8", "192.0.2.0/24", "2001:db8::/48"]
@@ -641,8 +641,8 @@ def build(scale, log=print):
                     cid += 1
                 ranges[e["id"]] = (start, cid)
         # The name search's words table is kept by a trigger that COPY skipped here
-        # (session_replication_role): the same rows as migration 0005's backfill.
-        cur.execute(NAME_WORDS_SQL)
+        # (session_replication_role): filled by migration 0005's own backfill.
+        cur.execute(name_words_backfill())
         aid = next_id(CustomerAssignment)
         with Copier(
             cur, CustomerAssignment, ["id", "entity_id", "customer_id", "user_id"],

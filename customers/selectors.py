@@ -155,7 +155,7 @@ class NameSearch:
     first word is an index range, every further word a probe of the customer's own words
     (primary key (customer, word)), and the role's restriction is a condition on the
     index tuple (collector) or a probe of the assignments. The customers themselves are
-    then read by id, 51 of them, with their balances (`page_rows`).
+    then read by id, 51 of them, with their balances (`customers.views.list_rows`).
 
     The SQL is hand-written: the ORM cannot say DISTINCT on two columns ordered by them
     with OFFSET inside an IN subquery, nor count distinct ids up to a cap without

@@ -197,6 +197,29 @@ def test_usernames_share_one_counter_whatever_their_case_and_surrounding_spaces(
     assert list(counters) == [("admin@acme.example", 5)]
 
 
+def test_counters_stored_by_other_code_are_read_with_their_times(world):
+    """Rows written through the ORM (an admin lifting a block, an import, a restore) are
+    read by the sign-in's own statements with the same times, on every database."""
+    email = world.users[Role.SALES].email
+    t0 = start()
+    with time_machine.travel(t0, tick=False) as clock:
+        LoginThrottle.objects.create(
+            kind=Kind.ACCOUNT, key=email, failures=5, last_failure_at=t0 - timedelta(minutes=10)
+        )
+        LoginThrottle.objects.create(
+            kind=Kind.IP, key=OTHER_IP, failures=9, last_failure_at=t0 - ADDRESS_BLOCK
+        )
+        response = post_login(email, PASSWORD, ip=OTHER_IP)
+        until = timezone.localtime(t0 + timedelta(minutes=50))
+        assert response.status_code == 429
+        assert f"Try again after {until:%H:%M} on {until:%Y-%m-%d}." in response.content.decode()
+        clock.move_to(t0 + timedelta(minutes=51))
+        # The address's 9 failures aged out a day ago: this attempt starts it at 1 again.
+        assert attempt(email, PASSWORD, ip=OTHER_IP) == "signed in"
+    assert failures(Kind.ACCOUNT, email) == 0
+    assert failures(Kind.IP, OTHER_IP) == 0
+
+
 def test_a_success_resets_only_that_accounts_counter(world):
     mine, theirs = world.users[Role.SALES].email, world.users[Role.COLLECTOR].email
     with time_machine.travel(start(), tick=False):

@@ -1,8 +1,10 @@
-"""Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF."""
+"""Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF and
+a sign-in POST refused without any work (the floor of the refused sign-in scenario)."""
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as product_urlpatterns
 
@@ -20,4 +22,15 @@ def plain_file(request):
     )
 
 
-urlpatterns = [path("bench/file/", plain_file, name="bench-plain-file"), *product_urlpatterns]
+@csrf_exempt
+def refuse_at_once(request):
+    """Reads the posted username, as the sign-in does, and answers 429."""
+    request.POST.get("username")
+    return HttpResponse(status=429)
+
+
+urlpatterns = [
+    path("bench/file/", plain_file, name="bench-plain-file"),
+    path("bench/refuse/", refuse_at_once, name="bench-refuse"),
+    *product_urlpatterns,
+]

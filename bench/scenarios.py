@@ -708,6 +708,14 @@ def _hasher_and_hash(user):
     return hasher, user.password
 
 
+def post_urlencoded(client, path, **fields):
+    """POST as a browser submits the sign-in form (urlencoded; the test client's default
+    is multipart, which costs the server a multipart parse no browser asks for)."""
+    from urllib.parse import urlencode
+
+    return client.post(path, urlencode(fields), content_type="application/x-www-form-urlencoded")
+
+
 def _time(fn):
     t0 = time.perf_counter()
     fn()
@@ -724,8 +732,8 @@ def login_success(ctx):
 
     def login():
         client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1")
-        response = client.post(
-            "/accounts/login/", {"username": user.email.upper(), "password": BENCH_PASSWORD}
+        response = post_urlencoded(
+            client, "/accounts/login/", username=user.email.upper(), password=BENCH_PASSWORD
         )
         if response.status_code != 302 or "sessionid" not in client.cookies:
             raise RuntimeError(f"sign-in answered {response.status_code}")
@@ -809,8 +817,8 @@ def login_refused(ctx):
                 client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR=ip)
                 counted["counting"] = True
                 try:
-                    response = client.post(
-                        "/accounts/login/", {"username": email, "password": BENCH_PASSWORD}
+                    response = post_urlencoded(
+                        client, "/accounts/login/", username=email, password=BENCH_PASSWORD
                     )
                 finally:
                     counted["counting"] = False
@@ -844,6 +852,9 @@ def login_refused(ctx):
                 "p95_ms": pct_ms(samples, 95),
                 "verify_samples": len(verifies),
                 "statements": statements,
+                "floor_ms": refusal_floor_ms(n),
+                "floor": "the same POST answered 429 by a view doing nothing, behind the "
+                "product's whole middleware stack (bench.baseline_urls)",
             }
             results.append(result)
         # The block must not have moved: refused attempts are not counted.
@@ -864,6 +875,25 @@ def login_refused(ctx):
         LoginThrottle.objects.filter(key__in=[blocked_user.email, blocked_ip, account_ip]).delete()
         LoginThrottle.objects.filter(key=other_user.email).delete()
     return results
+
+
+def refusal_floor_ms(n):
+    """Median ms of a sign-in POST that the product's middleware passes to a view that
+    answers 429 at once: what any refusal costs before the product does anything."""
+    from django.test import Client, override_settings
+
+    with override_settings(ROOT_URLCONF="bench.baseline_urls"):
+        client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="198.51.100.203")
+
+        def attempt():
+            response = post_urlencoded(
+                client, "/bench/refuse/", username="nobody@bench.example", password="x"
+            )
+            if response.status_code != 429:
+                raise RuntimeError(f"the floor view answered {response.status_code}")
+
+        attempt()
+        return round(statistics.median(_time(attempt) for _ in range(n)) * 1000, 2)
 
 
 # --- Deactivation job -------------------------------------------------------------------------

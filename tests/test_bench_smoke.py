@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 # The smoke run takes ~20 s; the bound catches a hung load test or server.
@@ -59,6 +60,10 @@ def test_bench_smoke_reports_every_scenario(tmp_path):
         )
     report_path = tmp_path / "smoke.json"
     env = {**os.environ, "DATABASE_URL": url}
+    # Its own data set per test database, so two test runs on one server (two checkouts,
+    # parallel CI jobs) never share the bench personas or the gunicorn pid files.
+    own = f"guardrail_bench_smoke_{connection.settings_dict['NAME']}"[:63]
+    env.setdefault("BENCH_DB_NAME", own)
     env.pop("DATABASE_URL_FILE", None)
     env.pop("DJANGO_SETTINGS_MODULE", None)  # bench.run uses the real settings
     process = subprocess.Popen(

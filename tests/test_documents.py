@@ -20,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.tenancy import system_code
@@ -650,7 +651,7 @@ def test_max_uses_counts_page_actions_and_pdfs_not_page_views(client, book):
     reason="needs PostgreSQL: concurrent requests need concurrent connections; SQLite "
     "serialises every writer",
 )
-def test_concurrent_uses_never_exceed_max_uses(transactional_db, world):
+def test_concurrent_uses_never_exceed_max_uses(transactional_db, world, monkeypatch):
     book = Book(world)
     document = add_document(book.customer)
     link, token = make_link(
@@ -658,7 +659,9 @@ def test_concurrent_uses_never_exceed_max_uses(transactional_db, world):
     )
     threads_count = 12
     barrier = threading.Barrier(threads_count, timeout=30)
-    statuses, errors = [], []
+    statuses, errors, full_path_uses = [], [], []
+    # Every download goes through the one-statement path: the full path's use() never runs.
+    monkeypatch.setattr(links, "use", lambda link, **kwargs: full_path_uses.append(link))
 
     def fetch():
         try:
@@ -680,28 +683,225 @@ def test_concurrent_uses_never_exceed_max_uses(transactional_db, world):
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert sorted(statuses) == [200] * 3 + [410] * (threads_count - 3)
+    assert full_path_uses == []
     assert fresh(link).uses == 3
     assert len(uses_of(link)) == 3
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="PostgreSQL counts and logs a use in one statement; elsewhere it takes a transaction",
-)
-def test_a_download_reads_the_link_once_and_counts_and_logs_the_use_at_once(
-    client, book, django_assert_num_queries
-):
-    document = add_document(book.customer)
-    link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
-    set_days(book.entity, document_link_days=5)  # the settings row is read with the link
-    assert body_of(client.get(url(token))) == PDF
+# --- The one-statement download --------------------------------------------------------------
 
-    with django_assert_num_queries(2):
-        response = client.get(url(token))
+on_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="PostgreSQL serves a document link with one statement; elsewhere the full path does",
+)
+
+
+@on_postgres
+def test_a_document_download_is_one_statement(client, book, django_assert_num_queries):
+    document = add_document(book.customer)
+    set_days(book.entity, document_link_days=5)  # read by the same statement
+    with time_machine.travel(NOW, tick=False):
+        link, token = make_link(
+            book.customer, CustomerLink.Kind.DOCUMENT, document=document, max_uses=5
+        )
+
+    with (
+        time_machine.travel(NOW + timedelta(days=1), tick=False),
+        django_assert_num_queries(1),
+    ):
+        response = client.get(url(token), REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="x" * 500)
+
     assert response.status_code == 200
+    assert_private(response)
     assert body_of(response) == PDF
+    assert fresh(link).uses == 1
+    [use] = uses_of(link)
+    assert (use.ip, use.user_agent, use.used_at) == (
+        "203.0.113.7",
+        "x" * 300,
+        NOW + timedelta(days=1),
+    )
+    assert use.entity == book.entity
+
+
+def test_the_one_statement_download_answers_as_the_full_path_does(client, book, monkeypatch):
+    document = add_document(book.customer, name=NASTY_NAME)
+    link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
+
+    fast = client.get(url(token))
+    fast_body = body_of(fast)  # before the next open: the test storage shares one file object
+    monkeypatch.setattr(links, "take_download", lambda token, **kwargs: None)
+    full = client.get(url(token))
+
+    assert (fast.status_code, dict(fast.headers)) == (full.status_code, dict(full.headers))
+    assert fast["Content-Length"] == str(len(PDF))
+    assert fast_body == body_of(full) == PDF
     assert fresh(link).uses == 2
-    assert len(uses_of(link)) == 2
+
+
+def anonymise_customer(book, link):
+    # Only the customer's mark: anonymise() also withdraws the links, another rule.
+    with system_code():
+        Customer.objects.filter(pk=link.customer_id).update(anonymised_at=NOW)
+
+
+def delete_document(book, link):
+    with system_code():
+        Document.objects.get(pk=link.document_id).delete()
+
+
+def use_up(book, link):
+    with system_code():
+        CustomerLink.objects.filter(pk=link.pk).update(max_uses=2, uses=2)
+
+
+def entity_days(days):
+    def apply(book, link):
+        set_days(book.entity, document_link_days=days)
+
+    return apply
+
+
+def no_settings_row(book, link):
+    SecurityPolicy.objects.filter(entity=book.entity).delete()
+
+
+USED_UP = "This link has been used as many times as it allows."
+# (rule, how the link breaks it, when it is opened, the page's message, renew button)
+RULES = [
+    ("anonymised", anonymise_customer, timedelta(0), "This link is no longer valid.", False),
+    ("withdrawn", lambda book, link: revoke(link), timedelta(0), "This link was withdrawn.", True),
+    ("deleted", delete_document, timedelta(0), "This document is no longer available.", True),
+    ("entity-days", entity_days(12), timedelta(days=12), "This link has expired.", True),
+    ("default-days", no_settings_row, timedelta(days=90), "This link has expired.", True),
+    ("used-up", use_up, timedelta(0), USED_UP, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("breaks", "opened_after", "message", "renewable"),
+    [rule[1:] for rule in RULES],
+    ids=[rule[0] for rule in RULES],
+)
+def test_a_document_link_that_breaks_a_rule_answers_as_before_and_counts_nothing(
+    client, book, breaks, opened_after, message, renewable
+):
+    with time_machine.travel(NOW, tick=False):
+        link, token = make_link(
+            book.customer,
+            CustomerLink.Kind.DOCUMENT,
+            contact=book.kari,
+            document=add_document(book.customer),
+        )
+    breaks(book, link)
+    uses_before = fresh(link).uses
+
+    with time_machine.travel(NOW + opened_after, tick=False):
+        response = client.get(url(token))
+
+    assert response.status_code == 410
+    assert_private(response)
+    assert dead_message(response) == message
+    assert ("Email me a new link" in response.content.decode()) == renewable
+    assert PDF not in response.content
+    assert fresh(link).uses == uses_before
+    assert uses_of(link) == []
+
+
+@pytest.mark.parametrize(
+    ("settings_row", "days"), [(True, 12), (False, 90)], ids=["entity-days", "default-days"]
+)
+def test_a_document_link_expires_at_the_exact_instant(client, book, settings_row, days):
+    if settings_row:
+        set_days(book.entity, document_link_days=days)
+    with time_machine.travel(NOW, tick=False):
+        link, token = make_link(
+            book.customer, CustomerLink.Kind.DOCUMENT, document=add_document(book.customer)
+        )
+    limit = NOW + timedelta(days=days)
+
+    with time_machine.travel(limit - timedelta(microseconds=1), tick=False):
+        assert client.get(url(token)).status_code == 200
+    with time_machine.travel(limit, tick=False):
+        expired = client.get(url(token))
+
+    assert dead_message(expired) == "This link has expired."
+    assert fresh(link).uses == 1
+    assert len(uses_of(link)) == 1
+
+
+def group_days_only(book, link):
+    """Multi-level settings do not govern links: the entity's defaults do."""
+    SecurityPolicy.objects.filter(entity=book.entity).delete()
+    SecurityPolicy.objects.update_or_create(
+        group=book.world.group, defaults={"document_link_days": 1}
+    )
+
+
+def one_use_left(book, link):
+    with system_code():
+        CustomerLink.objects.filter(pk=link.pk).update(max_uses=3, uses=2)
+
+
+STATES = [
+    ("usable", lambda book, link: None),
+    ("one-use-left", one_use_left),
+    ("group-days-only", group_days_only),
+    *[(rule[0], rule[1]) for rule in RULES],
+]
+AGES = [
+    timedelta(0),
+    timedelta(days=12) - timedelta(microseconds=1),
+    timedelta(days=12),
+    timedelta(days=90) - timedelta(microseconds=1),
+    timedelta(days=90),
+]
+
+
+@on_postgres
+@pytest.mark.parametrize("state", [s[1] for s in STATES], ids=[s[0] for s in STATES])
+def test_the_download_statement_agrees_with_problem_with(book, state):
+    """links.DOCUMENT_DOWNLOAD writes problem_with()'s rules again in SQL: for every rule,
+    and on both sides of each expiry instant, both say the same, and the statement counts
+    and logs a use exactly when it serves the file."""
+    for age in AGES:
+        document = add_document(book.customer)
+        with time_machine.travel(NOW, tick=False):
+            link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
+        state(book, link)
+        now = NOW + age
+        uses_before = fresh(link).uses
+
+        usable = links.problem_with(links.find(token), now) is None
+        download = links.take_download(token, ip="192.0.2.1", user_agent="Agent", now=now)
+
+        assert (download is not None) == usable, age
+        assert fresh(link).uses == uses_before + usable, age
+        assert len(uses_of(link)) == usable, age
+        if download:
+            assert download == links.Download(
+                book.entity.pk, document.file.name, document.original_name, document.content_type
+            )
+
+
+@on_postgres
+@pytest.mark.parametrize(
+    "kind",
+    [CustomerLink.Kind.INVOICE_PDF, CustomerLink.Kind.INTERACTIVE, CustomerLink.Kind.CONSENT],
+)
+def test_the_download_statement_leaves_other_kinds_to_the_full_path(book, kind):
+    link, token = link_of_kind(book, kind)
+    now = timezone.now()
+
+    assert links.problem_with(links.find(token), now) is None
+    assert links.take_download(token, ip=None, user_agent=None, now=now) is None
+    assert fresh(link).uses == 0
+    assert uses_of(link) == []
+
+
+@pytest.mark.parametrize("token", ["", "A" * 101, "no-such-token"])
+def test_the_download_statement_answers_nothing_for_unknown_tokens(db, token):
+    assert links.take_download(token, ip=None, user_agent=None, now=NOW) is None
 
 
 def test_the_documents_tab_does_not_read_settings_once_per_link(client, book):

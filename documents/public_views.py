@@ -97,6 +97,9 @@ class LinkView(View):
         now = timezone.now()
         if link.kind == Kind.INTERACTIVE:
             return self.interactive_page(request, link)
+        if link.kind == Kind.CONSENT:
+            # A consent link's own address is /c/<token>/; that page counts its use.
+            return redirect("consent-self-service", token=token)
         if not links.use(
             link, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=now
         ):

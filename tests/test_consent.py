@@ -717,6 +717,23 @@ def test_the_database_keeps_only_the_hash_and_logs_each_use(world, client, linke
     assert events(linked) == []  # a visit is logged, but changes no consent
 
 
+def test_a_consent_token_at_the_document_address_is_sent_to_its_page_uncounted(
+    world, client, linked
+):
+    from documents.models import CustomerLink, LinkUse
+
+    token = services.make_link_token(linked)
+    response = client.get(f"/l/{token}/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/c/{token}/"
+    with system_code():
+        link = CustomerLink.objects.get(kind=CustomerLink.Kind.CONSENT)
+        assert link.uses == 0 and not LinkUse.objects.filter(link=link).exists()
+    assert "Hello Kari Nordmann." in client.get(response["Location"]).content.decode()
+    with system_code():
+        assert LinkUse.objects.filter(link=link).count() == 1
+
+
 def test_a_withdrawn_consent_link_stops_working(world, client, linked):
     from documents.links import revoke
     from documents.models import CustomerLink

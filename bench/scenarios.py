@@ -744,6 +744,12 @@ def login_success(ctx):
 
     login()  # warm up (templates, first queries)
     verify()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        login()
+    statements = [q["sql"][:120] for q in captured.captured_queries]
     logins, verifies = [], []
     for _ in range(n):
         logins.append(_time(login))
@@ -761,6 +767,9 @@ def login_success(ctx):
         "samples": n,
         "login_ms": [round(x * 1000, 1) for x in logins],
         "verify_ms": [round(x * 1000, 1) for x in verifies],
+        # What a sign-in costs besides its one verify, and the statements it runs.
+        "overhead_ms": round(result.product - result.baseline, 1),
+        "statements": statements,
         "hasher": f"{hasher.algorithm} t={hasher.time_cost} m={hasher.memory_cost} "
         f"p={hasher.parallelism}",
     }

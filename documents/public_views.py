@@ -99,7 +99,7 @@ class LinkView(View):
             return self.interactive_page(request, link)
         if link.kind == Kind.CONSENT:
             # A consent link's own address is /c/<token>/; that page counts its use.
-            return redirect("consent-self-service", token=token)
+            return private(redirect("consent-self-service", token=token))
         if not links.use(
             link, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=now
         ):

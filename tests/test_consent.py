@@ -726,6 +726,8 @@ def test_a_consent_token_at_the_document_address_is_sent_to_its_page_uncounted(
     response = client.get(f"/l/{token}/")
     assert response.status_code == 302
     assert response["Location"] == f"/c/{token}/"
+    assert response["Cache-Control"] == "no-store"
+    assert response["Referrer-Policy"] == "no-referrer"
     with system_code():
         link = CustomerLink.objects.get(kind=CustomerLink.Kind.CONSENT)
         assert link.uses == 0 and not LinkUse.objects.filter(link=link).exists()

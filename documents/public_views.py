@@ -5,6 +5,8 @@ answer carries no-referrer, no-store and noindex headers; an unusable link gets 
 page and a button that emails a fresh link to the contact's address on file.
 """
 
+import logging
+
 from django import forms
 from django.db import transaction
 from django.http import FileResponse, Http404
@@ -20,6 +22,8 @@ from documents import links
 from documents.models import CustomerLink, Document, InvoiceAction
 from security.audit import record
 from security.client_ip import client_ip
+
+logger = logging.getLogger(__name__)
 
 Kind = CustomerLink.Kind
 
@@ -88,8 +92,8 @@ class LinkView(View):
             now=timezone.now(),
         )
         if download:
-            return document_response(
-                download.file_name, download.original_name, download.content_type
+            return self.file_or_dead(
+                request, download.file_name, download.original_name, download.content_type
             )
         link, answer = self.usable(request, token)
         if answer:
@@ -107,12 +111,21 @@ class LinkView(View):
         with tenant_scope(link.entity):
             if link.kind == Kind.DOCUMENT:
                 document = link.document
-                return document_response(
-                    document.file.name, document.original_name, document.content_type
+                return self.file_or_dead(
+                    request, document.file.name, document.original_name, document.content_type
                 )
             if link.kind == Kind.INVOICE_PDF:
                 return private(invoice_pdf_response(link.invoice))
         raise Http404("Unknown link kind.")
+
+    def file_or_dead(self, request, file_name, original_name, content_type):
+        """The document; if its file is gone from storage (the row survived it), a plain
+        page for the customer and an error for the operators instead of a server error."""
+        try:
+            return document_response(file_name, original_name, content_type)
+        except FileNotFoundError:
+            logger.error("Document file %s is missing from storage.", file_name)
+            return self.dead(request, "This document is no longer available.")
 
     def interactive_page(self, request, link, forms_=None, saved=None):
         with tenant_scope(link.entity):

@@ -739,6 +739,27 @@ def test_the_one_statement_download_answers_as_the_full_path_does(client, book, 
     assert fresh(link).uses == 2
 
 
+@pytest.mark.parametrize("path", ["one statement", "full path"])
+def test_a_document_whose_file_is_gone_gets_a_plain_page_and_an_error_log(
+    client, book, monkeypatch, caplog, path
+):
+    document = add_document(book.customer)
+    link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
+    document.file.storage.delete(document.file.name)
+    if path == "full path":
+        monkeypatch.setattr(links, "take_download", lambda token, **kwargs: None)
+
+    with caplog.at_level("ERROR", logger="documents.public_views"):
+        response = client.get(url(token))
+
+    assert response.status_code == 410
+    assert_private(response)
+    assert dead_message(response) == "This document is no longer available."
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Document file {document.file.name} is missing from storage."
+    ]
+
+
 def anonymise_customer(book, link):
     # Only the customer's mark: anonymise() also withdraws the links, another rule.
     with system_code():

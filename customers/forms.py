@@ -6,6 +6,7 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.safestring import mark_safe
 
 from accounts.models import User
+from config.forms import ModelMultipleChoiceField
 from customers.models import AccessGroup, ContactPerson, Customer
 from security.phones import PhoneNumberField
 
@@ -56,7 +57,7 @@ class PersonChoice(forms.ModelChoiceField):
         return person_label(obj.full_name, obj.email)
 
 
-class PeopleChoice(forms.ModelMultipleChoiceField):
+class PeopleChoice(ModelMultipleChoiceField):
     def label_from_instance(self, obj):
         return person_label(obj.full_name, obj.email)
 
@@ -165,7 +166,7 @@ class ContactForm(forms.ModelForm):
 class SecretForm(forms.Form):
     title = forms.CharField(max_length=200)
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=10000)
-    groups = forms.ModelMultipleChoiceField(
+    groups = ModelMultipleChoiceField(
         queryset=AccessGroup.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         help_text="Only members of these groups see the secret's title and can reveal it.",

@@ -234,6 +234,8 @@ def invoice_pdf_response(invoice):
 class InteractiveInvoicePdfView(LinkView):
     """A PDF of one open invoice, from the customer's interactive page."""
 
+    http_method_names = ["get", "head", "options"]
+
     def get(self, request, token, invoice_id):
         link, answer = self.usable(request, token)
         if answer:

@@ -261,7 +261,11 @@ def active_blocks(kind, keys=None, now=None):
 
 
 def attempted_account(credentials):
-    return normalize_email_address((credentials or {}).get("username"))[:254] or None
+    """The account an attempt names, as its counter's key; None when it names none. A
+    username with a NUL character names none (the form refuses it, and PostgreSQL text
+    cannot hold it); the attempt still counts against its address."""
+    account = normalize_email_address((credentials or {}).get("username"))[:254]
+    return account if account and "\x00" not in account else None
 
 
 class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):

@@ -1419,6 +1419,25 @@ def test_actions_on_another_customers_invoice_are_ignored(client, book, page):
     assert audit("invoice.disputed", book.entity) == []
 
 
+@pytest.mark.parametrize("invoice_id", ["99999999999999999999999", "-1", "abc", ""])
+def test_an_action_naming_no_invoice_shows_the_page_again(client, book, page, invoice_id):
+    _, token = page
+
+    response = client.post(url(token), {"action": "dispute", "invoice_id": invoice_id})
+
+    assert response.status_code == 200
+    assert "F-1001" in response.content.decode()
+    with system_code():
+        assert not InvoiceAction.objects.exists()
+
+
+def test_the_per_invoice_pdf_address_takes_no_posts(client, book, page):
+    _, token = page
+    response = client.post(url(token, "invoices", book.open1.pk, "pdf"))
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+
+
 def test_other_link_kinds_take_no_submissions(client, book):
     _, token = make_link(book.customer, CustomerLink.Kind.INVOICE_PDF, invoice=book.open1)
     assert dispute(client, token, book.open1, "x").status_code == 404

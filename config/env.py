@@ -58,7 +58,7 @@ def env_bool(name, default, environ=os.environ):
     )
 
 
-def env_int(name, default, environ=os.environ, minimum=None):
+def env_int(name, default, environ=os.environ, minimum=None, maximum=None):
     value = _raw(name, environ)
     if value is None:
         return default
@@ -68,6 +68,8 @@ def env_int(name, default, environ=os.environ, minimum=None):
         raise EnvError(f"{name}={value!r} is not a whole number.") from None
     if minimum is not None and number < minimum:
         raise EnvError(f"{name}={value!r} must be at least {minimum}.")
+    if maximum is not None and number > maximum:
+        raise EnvError(f"{name}={value!r} must be at most {maximum}.")
     return number
 
 

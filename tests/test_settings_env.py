@@ -37,6 +37,8 @@ def test_it_refuses_bad_numbers():
         env_int("N", 1, environ={"N": "30d"})
     with pytest.raises(EnvError, match="must be at least 0"):
         env_int("N", 1, environ={"N": "-1"}, minimum=0)
+    with pytest.raises(EnvError, match="must be at most 65535"):
+        env_int("N", 1, environ={"N": "99999"}, minimum=1, maximum=65535)
 
 
 def test_it_splits_lists_and_drops_blanks():

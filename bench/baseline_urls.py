@@ -1,7 +1,9 @@
-"""Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF and
-a sign-in POST refused without any work (the floor of the refused sign-in scenario)."""
+"""Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF, a
+sign-in POST refused without any work (the floor of the refused sign-in scenario) and
+Django's own LoginView (the reference of the successful sign-in scenario)."""
 
 from django.conf import settings
+from django.contrib.auth.views import LoginView
 from django.http import FileResponse, HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -32,5 +34,12 @@ def refuse_at_once(request):
 urlpatterns = [
     path("bench/file/", plain_file, name="bench-plain-file"),
     path("bench/refuse/", refuse_at_once, name="bench-refuse"),
+    # Django's LoginView as shipped (AuthenticationForm); bench.scenarios runs it with
+    # ModelBackend only and no receivers but Django's own.
+    path(
+        "bench/django-login/",
+        LoginView.as_view(template_name="registration/login.html"),
+        name="bench-django-login",
+    ),
     *product_urlpatterns,
 ]

@@ -16,6 +16,7 @@ import re
 import statistics
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -722,27 +723,67 @@ def _time(fn):
     return time.perf_counter() - t0
 
 
-def login_success(ctx):
+@contextmanager
+def django_login_only():
+    """Django's sign-in as shipped: its session and authentication middleware, ModelBackend,
+    and no user_logged_in receiver but Django's own (last_login). The product's audit
+    receiver and django-axes' are disconnected for the duration and connected again."""
+    from axes.signals import handle_user_logged_in
+    from django.contrib.auth.signals import user_logged_in
+    from django.test import override_settings
+
+    from security.receivers import audit_login
+
+    user_logged_in.disconnect(audit_login, dispatch_uid="audit_login")
+    user_logged_in.disconnect(handle_user_logged_in)
+    try:
+        with override_settings(
+            MIDDLEWARE=[
+                "django.contrib.sessions.middleware.SessionMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+            ],
+            AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend"],
+            ROOT_URLCONF="bench.baseline_urls",
+        ):
+            yield
+    finally:
+        user_logged_in.connect(audit_login, dispatch_uid="audit_login")
+        user_logged_in.connect(handle_user_logged_in)
+
+
+def sign_in(path, username):
+    """One in-process sign-in by a new visitor; raises unless it signed in."""
     from django.test import Client
 
+    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1")
+    response = post_urlencoded(client, path, username=username, password=BENCH_PASSWORD)
+    if response.status_code != 302 or "sessionid" not in client.cookies:
+        raise RuntimeError(f"sign-in at {path} answered {response.status_code}")
+
+
+def login_success(ctx):
     refresh_personas(ctx)
     user = ctx.persona(ctx.big, "bench-credit")
     hasher, encoded = _hasher_and_hash(user)
     n = 3 if ctx.smoke else 15
 
     def login():
-        client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1")
-        response = post_urlencoded(
-            client, "/accounts/login/", username=user.email.upper(), password=BENCH_PASSWORD
-        )
-        if response.status_code != 302 or "sessionid" not in client.cookies:
-            raise RuntimeError(f"sign-in answered {response.status_code}")
+        sign_in("/accounts/login/", user.email.upper())
+
+    def django_login():
+        """Seconds of one sign-in through Django's LoginView. Switching the settings empties
+        Django's URL caches, so a first sign-in warms them and the second is timed.
+        Django's form takes the address exactly as stored."""
+        with django_login_only():
+            sign_in("/bench/django-login/", user.email)
+            return _time(lambda: sign_in("/bench/django-login/", user.email))
 
     def verify():
         if not hasher.verify(BENCH_PASSWORD, encoded):
             raise RuntimeError("raw verify failed")
 
     login()  # warm up (templates, first queries)
+    django_login()
     verify()
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -750,10 +791,12 @@ def login_success(ctx):
     with CaptureQueriesContext(connection) as captured:
         login()
     statements = [q["sql"][:120] for q in captured.captured_queries]
-    logins, verifies = [], []
+    logins, verifies, django_logins = [], [], []
     for _ in range(n):
         logins.append(_time(login))
         verifies.append(_time(verify))
+        django_logins.append(django_login())
+        login()  # untimed: switching the settings back emptied the URL caches again
     result = Result(
         "login_success",
         "Successful sign-in vs one raw Argon2 verify",
@@ -763,10 +806,21 @@ def login_success(ctx):
     )
     result.ratio = round(result.product / result.baseline, 3)
     result.compare("<=", 1.3)
+    # A reference, not a target: the same sign-in through Django's LoginView with nothing
+    # of the product's (no lockout counters, tenancy, inactivity rule, audit event or
+    # allowlist), measured in the same rounds.
+    django_ms = round(statistics.median(django_logins) * 1000, 1)
+    django_ratio = round(django_ms / result.baseline, 3)
+    result.note = (
+        f"reference: Django's own LoginView with ModelBackend and nothing of the product's "
+        f"takes {django_ms} ms, ratio {django_ratio} to the same verify"
+    )
     result.details = {
         "samples": n,
         "login_ms": [round(x * 1000, 1) for x in logins],
         "verify_ms": [round(x * 1000, 1) for x in verifies],
+        "django_login_view_ms": [round(x * 1000, 1) for x in django_logins],
+        "django_login_view_ratio": django_ratio,
         # What a sign-in costs besides its one verify, and the statements it runs.
         "overhead_ms": round(result.product - result.baseline, 1),
         "statements": statements,

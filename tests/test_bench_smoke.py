@@ -101,3 +101,8 @@ def test_bench_smoke_reports_every_scenario(tmp_path):
     # The table printed for people carries the same scenarios.
     for name in EXPECTED_RESULTS:
         assert name in output
+    # The successful sign-in also reports Django's own LoginView, timed in the same rounds.
+    reference = scenarios["login_success"]["details"]["django_login_view_ms"]
+    assert len(reference) == scenarios["login_success"]["details"]["samples"]
+    assert all(ms > 0 for ms in reference)
+    assert "Django's own LoginView" in output

@@ -219,12 +219,16 @@ class VerifyAddressView(LoginRequiredMixin, View):
         challenge = allowlist.open_challenge(
             request.user, self.ip, request.session.session_key, timezone.now()
         )
+        exhausted = allowlist.exhausted(challenge)
+        if exhausted and error is None:
+            error = allowlist.TOO_MANY_FAILURES  # the code form is not shown again
         return render(
             request,
             self.template_name,
             {
                 "ip": self.ip,
                 "challenge": challenge,
+                "exhausted": exhausted,
                 "form": form or CodeForm(),
                 "error": error,
                 "to_admins": self.context is not None

@@ -145,19 +145,27 @@ def _code_hash(challenge_id, code):
     return salted_hmac("security.ip-challenge", f"{challenge_id}:{code}").hexdigest()
 
 
+TOO_MANY_FAILURES = "Too many wrong codes. Log out and sign in again to get a new code."
+
+
 def open_challenge(user, ip, session_key, now):
-    """The live challenge for this user, address and session, if any."""
+    """The unapproved challenge of this user, address and session, if any; also one whose
+    tries are used up (`exhausted`), so that asking for a new code cannot give new tries:
+    only a new sign-in (a new session) starts a new challenge."""
     return (
         IpChallenge.objects.filter(
             user=user,
             ip=str(normalize_ip(ip)),
             session_key=session_key,
             approved_at__isnull=True,
-            failures__lt=MAX_FAILURES,
         )
         .order_by("-created_at")
         .first()
     )
+
+
+def exhausted(challenge):
+    return challenge is not None and challenge.failures >= MAX_FAILURES
 
 
 def recipients_for(user, entity, recipient):
@@ -196,6 +204,8 @@ def send_code(*, user, entity, ip, session_key, recipient, request, now):
     """Create or refresh the challenge and text a new code. Raises ChallengeError."""
     address = str(normalize_ip(ip))
     challenge = open_challenge(user, address, session_key, now)
+    if exhausted(challenge):
+        raise ChallengeError(TOO_MANY_FAILURES)
     if (
         challenge is not None
         and challenge.last_sent_at
@@ -292,8 +302,8 @@ def check_code(challenge, code, *, request, now):
         challenge = IpChallenge.objects.select_for_update().get(pk=challenge.pk)
         if challenge.approved_at:
             return True, ""
-        if challenge.failures >= MAX_FAILURES:
-            return False, "Too many wrong codes. Log out and sign in again to get a new code."
+        if exhausted(challenge):
+            return False, TOO_MANY_FAILURES
         if not challenge.code_hash or challenge.expires_at is None or now >= challenge.expires_at:
             return False, "The code has expired. Ask for a new one."
         cleaned = "".join(ch for ch in str(code) if ch.isdigit())
@@ -309,7 +319,7 @@ def check_code(challenge, code, *, request, now):
                 data={"ip": challenge.ip, "tries_left": left},
             )
             if left <= 0:
-                return False, "Too many wrong codes. Log out and sign in again to get a new code."
+                return False, TOO_MANY_FAILURES
             return False, f"That code is not right. {left} tr{'y' if left == 1 else 'ies'} left."
         challenge.approved_at = now
         challenge.save(update_fields=["approved_at"])

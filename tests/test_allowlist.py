@@ -225,6 +225,41 @@ def test_five_wrong_codes_kill_the_challenge(office_only, client):
     assert AuditEvent.objects.filter(action="auth.ip.code_failed").count() == 5
 
 
+def test_asking_for_a_new_code_after_five_wrong_ones_gives_no_new_tries(office_only, client):
+    with time_machine.travel(NOW, tick=False) as clock:
+        sign_in(client, office_only.users[Role.GUEST], HOME)
+        wrong = "111111" if last_code() != "111111" else "222222"
+        for _ in range(5):
+            fifth = client.post("/account/verify-address/", {"code": wrong}, REMOTE_ADDR=HOME)
+        assert "Too many wrong codes. Log out and sign in again" in fifth.content.decode()
+        page = client.get("/account/verify-address/", REMOTE_ADDR=HOME).content.decode()
+        assert "Too many wrong codes. Log out and sign in again" in page
+        assert 'name="code"' not in page and 'value="send"' not in page
+        clock.move_to(NOW + timedelta(hours=2))  # long after the resend wait
+        again = client.post("/account/verify-address/", {"action": "send"}, REMOTE_ADDR=HOME)
+        assert "Too many wrong codes. Log out and sign in again" in again.content.decode()
+        assert len(sms.outbox) == 1
+        assert IpChallenge.objects.count() == 1
+        code = client.post("/account/verify-address/", {"code": last_code()}, REMOTE_ADDR=HOME)
+    assert "Too many wrong codes" in code.content.decode()
+    assert not AllowedNetwork.objects.filter(for_user__isnull=False).exists()
+
+
+def test_a_new_sign_in_starts_a_new_challenge(office_only, client):
+    guest = office_only.users[Role.GUEST]
+    with time_machine.travel(NOW, tick=False) as clock:
+        sign_in(client, guest, HOME)
+        wrong = "111111" if last_code() != "111111" else "222222"
+        for _ in range(5):
+            client.post("/account/verify-address/", {"code": wrong}, REMOTE_ADDR=HOME)
+        client.post("/accounts/logout/", REMOTE_ADDR=HOME)
+        clock.shift(timedelta(minutes=1))
+        sign_in(client, guest, HOME)
+        done = client.post("/account/verify-address/", {"code": last_code()}, REMOTE_ADDR=HOME)
+    assert done["Location"] == "/"
+    assert AllowedNetwork.objects.filter(for_user=guest).exists()
+
+
 def test_a_resend_waits_a_minute_and_keeps_the_failure_count(office_only, client):
     with time_machine.travel(NOW, tick=False) as clock:
         sign_in(client, office_only.users[Role.GUEST], HOME)

@@ -36,6 +36,10 @@ def messages_for(password, user=None):
         ("NoDigitsHere!", "The password must contain a digit."),
         ("no-upper-case-7", "The password must contain an uppercase letter."),
         ("NoSpecial12345", "The password must contain a special character, such as ! ? # - or %."),
+        # Letters of any alphabet are letters, not special characters.
+        ("ÅÆØåæø123456", "The password must contain a special character, such as ! ? # - or %."),
+        ("Passordæ12345", "The password must contain a special character, such as ! ? # - or %."),
+        ("Blåbær 2026 ok", "The password must contain a special character, such as ! ? # - or %."),
         ("123456789!A", None),  # has a letter (A): letters rule satisfied
         ("1234567890!!", "The password must contain a letter."),
     ],
@@ -50,6 +54,11 @@ def test_each_failed_rule_has_its_own_message(db, password, message):
 
 def test_a_password_meeting_every_rule_passes(db):
     assert messages_for("Velvet-Harbor-42!") == []
+
+
+@pytest.mark.parametrize("password", ["Blåbær_2026", "Ærlig-Øl-42", "Ünïcödé#2026"])
+def test_letters_of_any_alphabet_count_as_letters_beside_a_real_special_character(db, password):
+    assert messages_for(password) == []
 
 
 def test_a_password_over_128_characters_is_refused_with_its_length(db):

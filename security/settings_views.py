@@ -19,7 +19,12 @@ from security.client_ip import client_ip
 from security.models import AllowedNetwork, EncryptedTOTPDevice, LoginThrottle
 from security.policy import effective_policy, level_values
 from security.rotation import password_expires_at
-from security.selectors import policies_for_entities, policy_for, users_in_scope
+from security.selectors import (
+    people_managed_by,
+    policies_for_entities,
+    policy_for,
+    users_in_scope,
+)
 from security.services import tightening_impact, update_policy
 from security.settings_forms import EntityPolicyForm, GroupPolicyForm, NetworkForm
 
@@ -281,8 +286,14 @@ class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
                 user__in=[u.pk for u in users], confirmed=True
             ).values_list("user_id", flat=True)
         )
+        manageable = people_managed_by(self.request.tenancy, [u.pk for u in users])
         rows = [
-            {"user": u, "blocked_until": blocks.get(u.email), "has_2fa": u.pk in with_2fa}
+            {
+                "user": u,
+                "blocked_until": blocks.get(u.email),
+                "has_2fa": u.pk in with_2fa,
+                "manageable": u.pk in manageable,
+            }
             for u in users
         ]
         return super().get_context_data(rows=rows, roles=roles, **kwargs)
@@ -326,7 +337,15 @@ class UserActionView(EntityUsersMixin, ScopedObjectMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, *args, **kwargs):
-        self.act(self.get_object())
+        person = self.get_object()
+        if person.pk in people_managed_by(request.tenancy, [person.pk]):
+            self.act(person)
+        else:
+            messages.error(
+                request,
+                f"{person.email} also works in entities you do not administer, so only an "
+                "administrator of all of them (such as the main admin) can do this.",
+            )
         return redirect("user-list")
 
 

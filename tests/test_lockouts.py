@@ -414,6 +414,27 @@ def test_an_admin_cannot_lift_the_block_of_another_entitys_user(world, client, s
     assert not AuditEvent.objects.filter(action="auth.account.unblocked").exists()
 
 
+def test_only_the_main_admin_lifts_the_block_of_the_main_admin(world, client):
+    """An admin of one entity must not undo the lockout of an account that reaches others."""
+    main_admin = world.main_admin
+    with time_machine.travel(start(), tick=False):
+        fail(main_admin.email, 5)
+        work_in(client, world.users[Role.ADMIN], world.a)
+        page = client.get("/settings/users/").content.decode()
+        assert "Blocked until" in page
+        assert f'action="/settings/users/{main_admin.pk}/unblock/"' not in page
+        response = client.post(f"/settings/users/{main_admin.pk}/unblock/", follow=True)
+        assert "also works in entities you do not administer" in response.content.decode()
+        assert attempt(main_admin.email, PASSWORD) == "blocked"
+        assert not AuditEvent.objects.filter(action="auth.account.unblocked").exists()
+
+        other_main_admin = make_user("second-main-admin@acme.example")
+        other_main_admin.group_memberships.create(group=world.group, role=Role.MAIN_ADMIN)
+        work_in(client, other_main_admin, world.a)
+        client.post(f"/settings/users/{main_admin.pk}/unblock/")
+        assert attempt(main_admin.email, PASSWORD) == "signed in"
+
+
 def test_address_blocks_are_shown_to_and_lifted_by_platform_operators_only(world):
     victim = world.users[Role.GUEST].email
     with time_machine.travel(start(), tick=False):

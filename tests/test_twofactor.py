@@ -782,6 +782,35 @@ def test_an_admin_of_another_entity_gets_404(world, client, admin):
     assert not actions("auth.2fa.reset").exists()
 
 
+def test_an_entity_admin_cannot_reset_the_2fa_of_someone_who_also_works_elsewhere(
+    world, client
+):
+    """The main admin reaches both entities of the access: an admin of one of them must not
+    lower the protection of that account (nor of a user who is also a member elsewhere)."""
+    admin = world.users[Role.ADMIN]
+    both = make_user("both@acme.example")
+    Membership.objects.create(user=both, entity=world.a, role=Role.GUEST)
+    Membership.objects.create(user=both, entity=world.b, role=Role.GUEST)
+    main_device, _ = give_authenticator(world.main_admin)
+    give_authenticator(both)
+    main_session = work_in_verified(Client(), world.main_admin, world.a, main_device)
+    work_in(client, admin, world.a)
+
+    page = text(client.get("/settings/users/"))
+    assert page.count("Reset 2FA") == 0  # neither row offers it
+    assert page.count("an administrator of all of them can act on this account") == 2
+    for person in (world.main_admin, both):
+        response = client.post(reset_url(person), {"reason": "Lost phone"}, follow=True)
+        assert "also works in entities you do not administer" in text(response)
+        assert twofactor.has_second_factor(person)
+    assert not signed_out(main_session)
+    assert not actions("auth.2fa.reset").exists()
+
+    # The main admin administers every entity they reach, so they can.
+    response = main_session.post(reset_url(both), {"reason": "Lost phone"}, follow=True)
+    assert f"Two-factor authentication of {both.email} was reset" in text(response)
+
+
 @pytest.mark.parametrize(
     "role", [Role.CREDIT_MANAGER, Role.COLLECTOR, Role.SALES, Role.SALES_ADMIN, Role.GUEST]
 )

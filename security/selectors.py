@@ -111,6 +111,4 @@ def people_managed_by(tenancy, user_ids):
     of. An entity's admin thus cannot lower the protection of someone who also works
     elsewhere, such as the main admin of the multi-entity access."""
     managed = {a.entity.pk for a in tenancy.accesses if can(a.role, Capability.MANAGE_USERS)}
-    return {
-        pk for pk, entities in entities_of_users(user_ids).items() if entities <= managed
-    }
+    return {pk for pk, entities in entities_of_users(user_ids).items() if entities <= managed}

@@ -782,9 +782,7 @@ def test_an_admin_of_another_entity_gets_404(world, client, admin):
     assert not actions("auth.2fa.reset").exists()
 
 
-def test_an_entity_admin_cannot_reset_the_2fa_of_someone_who_also_works_elsewhere(
-    world, client
-):
+def test_an_entity_admin_cannot_reset_the_2fa_of_someone_who_also_works_elsewhere(world, client):
     """The main admin reaches both entities of the access: an admin of one of them must not
     lower the protection of that account (nor of a user who is also a member elsewhere)."""
     admin = world.users[Role.ADMIN]

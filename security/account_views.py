@@ -97,7 +97,11 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
     def post(self, request):
         device = twofactor.start_enrolment(request.user)
         form = CodeForm(request.POST)
-        if form.is_valid():
+        wait = twofactor.device_throttled_for(device) if form.is_valid() else 0
+        if wait:
+            # Checking now would refuse even the right code: say so instead.
+            form.add_error("code", twofactor.too_many_wrong_codes(wait))
+        elif form.is_valid():
             codes = twofactor.confirm_enrolment(device, form.cleaned_data["code"], request=request)
             if codes is not None:
                 django_otp.login(request, device)
@@ -150,11 +154,7 @@ class TwoFactorVerifyView(LoginRequiredMixin, View):
                 return redirect(continue_url(request))
             record("auth.2fa.failed", actor=request.user, request=request)
             if wait:
-                form.add_error(
-                    "code",
-                    f"Too many wrong codes. Wait {wait} second{'s' if wait != 1 else ''} "
-                    "and try again.",
-                )
+                form.add_error("code", twofactor.too_many_wrong_codes(wait))
             else:
                 form.add_error(
                     "code",

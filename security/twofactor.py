@@ -142,16 +142,22 @@ def verify_second_factor(user, token):
     return None
 
 
+def device_throttled_for(device):
+    """Seconds before django-otp's throttling lets `device` check a code again, or 0."""
+    allowed, details = device.verify_is_allowed()
+    if not allowed and details and details.get("locked_until"):
+        return max(1, int((details["locked_until"] - timezone.now()).total_seconds()))
+    return 0
+
+
 def throttled_for(user):
     """Seconds to wait before the next code can be checked, or 0."""
-    waits = []
-    for device in (confirmed_totp(user), BackupCodeDevice.objects.filter(user=user).first()):
-        if device is None:
-            continue
-        allowed, details = device.verify_is_allowed()
-        if not allowed and details and details.get("locked_until"):
-            waits.append(max(1, int((details["locked_until"] - timezone.now()).total_seconds())))
-    return max(waits, default=0)
+    devices = (confirmed_totp(user), BackupCodeDevice.objects.filter(user=user).first())
+    return max((device_throttled_for(d) for d in devices if d is not None), default=0)
+
+
+def too_many_wrong_codes(wait):
+    return f"Too many wrong codes. Wait {wait} second{'s' if wait != 1 else ''} and try again."
 
 
 def remove_second_factor(user, *, actor, request, reason="", entity=None):

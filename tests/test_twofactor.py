@@ -199,6 +199,30 @@ def test_a_wrong_code_leaves_the_authenticator_off(world, client, clock):
     assert not actions("auth.2fa.enabled").exists()
 
 
+def test_after_wrong_codes_at_setup_the_right_one_says_to_wait_instead_of_wrong(
+    world, client, clock
+):
+    user = world.users[Role.GUEST]
+    work_in(client, user, world.a).get(SETUP)
+    device = pending_device(user)
+    wrong = wrong_code(device)
+    for pause in (1, 2):  # 1 failure: the next check waits 1 s; 2 failures: 2 s
+        assert WRONG_AT_SETUP in text(client.post(SETUP, {"code": wrong}))
+        clock.shift(pause)
+    assert WRONG_AT_SETUP in text(client.post(SETUP, {"code": wrong}))  # 3 failures: 4 s
+
+    refused = client.post(SETUP, {"code": code_at(pending_device(user))})
+    assert "Too many wrong codes. Wait 4 seconds and try again." in text(refused)
+    assert WRONG_AT_SETUP not in text(refused)
+    assert not pending_device(user).confirmed
+    assert actions("auth.2fa.enrolment_failed", actor=user).count() == 3
+
+    clock.shift(4)
+    done = client.post(SETUP, {"code": code_at(pending_device(user))})
+    assert "Two-factor authentication is on" in text(done)
+    assert twofactor.has_second_factor(user)
+
+
 def test_a_valid_code_turns_it_on_once_and_ends_the_other_sessions(world, client, clock):
     user = world.users[Role.GUEST]
     elsewhere = work_in(Client(), user, world.a)

@@ -30,11 +30,12 @@ from security.models import AuditEvent
 class EmailLoginView(LoginView):
     """Django's login view with the lockouts in front (security.lockouts).
 
-    An attempt during a block is answered after one plain read: no row is locked and no
-    password is checked. Otherwise the attempt is reserved against both counters and
-    committed before the form checks the password, so simultaneous attempts see it.
-    Everything after that (the password check, giving the reservation back, the new
-    session, last_login and the audit event) commits once.
+    An attempt during a block is answered after one plain read of the counters and the
+    refusal's audit event: no row is locked and no password is checked. Otherwise the
+    attempt is reserved against both counters and committed before the form checks the
+    password, so simultaneous attempts see it. Everything after that (the password
+    check, giving the reservation back, the new session, last_login and the audit event)
+    commits once.
     """
 
     form_class = EmailLoginForm

@@ -152,8 +152,8 @@ def _count_failures(rows, now):
 def block_in_force(account, ip, now):
     """When the block on this account or address ends, or None: one plain read, no lock.
 
-    The login view asks this first, so an attempt during a block costs one SELECT and
-    locks nothing. A block that begins right after this read is still caught by
+    The login view asks this first, so an attempt during a block reads the counters once
+    and locks nothing. A block that begins right after this read is still caught by
     `reserve_attempt`, which decides under the row locks."""
     keys = _keys(account, ip)
     if not keys:
@@ -359,9 +359,14 @@ def _account_blocked(request, account):
 
 
 def record_refusal(request, account, until):
+    # About the account it names, when there is one, so its entity's admins see it in
+    # their audit log (as they see failed sign-ins); the page shown is the same either way.
+    target = User.objects.filter(email=account).first() if account else None
     record(
         "auth.login.refused_blocked",
         request=request,
+        target=target,
+        target_label=account or None,
         data={"username": account or "", "until": until.isoformat()},
     )
 

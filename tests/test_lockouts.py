@@ -116,11 +116,12 @@ def test_five_wrong_passwords_block_the_account_for_an_hour_from_the_fifth(world
 
 @override_settings(PASSWORD_HASHERS=COUNTING_HASHERS)
 @pytest.mark.parametrize("blocked", ["account", "address"])
-def test_an_attempt_during_a_block_costs_one_read_and_one_event(
+def test_an_attempt_during_a_block_costs_two_reads_and_one_event(
     world, blocked, verify_calls, django_assert_num_queries
 ):
-    """A blocked attacker's retries stay cheap: the block is read without a lock, one
-    refusal is recorded, and no password, user or session is looked at."""
+    """A blocked attacker's retries stay cheap: the block is read without a lock, the
+    account named is looked up for the refusal's audit event, which is recorded, and no
+    password or session is looked at."""
     email = world.users[Role.SALES].email
     with time_machine.travel(start(), tick=False):
         if blocked == "account":
@@ -129,13 +130,37 @@ def test_an_attempt_during_a_block_costs_one_read_and_one_event(
             block_address(IP)
         checked = verify_calls()
         events = AuditEvent.objects.count()
-        with connection.execute_wrapper(_refuse_locks), django_assert_num_queries(2):
+        with connection.execute_wrapper(_refuse_locks), django_assert_num_queries(3):
             response = post_login(email, PASSWORD)
     assert response.status_code == 429
     assert LOCKOUT in response.content.decode()
     assert verify_calls() == checked
     assert AuditEvent.objects.count() == events + 1
     assert AuditEvent.objects.first().action == REFUSED  # newest first
+
+
+@pytest.mark.parametrize("blocked", ["account", "address"])
+def test_the_entity_admin_sees_the_refused_attempts_on_their_user(world, client, blocked):
+    person = world.users[Role.SALES]
+    with time_machine.travel(start(), tick=False):
+        ghost_ip = OTHER_IP if blocked == "account" else IP
+        if blocked == "account":
+            fail(person.email, 5)
+            fail("ghost-user@acme.example", 5, ip=ghost_ip)
+        else:
+            block_address(IP)
+        assert attempt(person.email, PASSWORD) == "blocked"
+        assert attempt("ghost-user@acme.example", PASSWORD, ip=ghost_ip) == "blocked"
+    refusal = AuditEvent.objects.get(action=REFUSED, data__username=person.email)
+    assert (refusal.target_type, refusal.target_id) == ("accounts.user", str(person.pk))
+    ghost = AuditEvent.objects.get(action=REFUSED, data__username="ghost-user@acme.example")
+    assert (ghost.target_id, ghost.target_label) == ("", "ghost-user@acme.example")
+
+    page = work_in(client, world.users[Role.ADMIN], world.a).get("/audit/", {"action": REFUSED})
+    assert page.status_code == 200
+    assert person.email in page.content.decode()
+    other = work_in(Client(), world.b_admin, world.b).get("/audit/", {"action": REFUSED})
+    assert person.email not in other.content.decode()
 
 
 def _refuse_locks(execute, sql, params, many, context):

@@ -52,6 +52,11 @@ def parse_network(text):
     raw = (text or "").strip()
     if not raw:
         raise ValidationError("Enter an address or network, such as 203.0.113.7 or 203.0.113.0/24.")
+    if "%" in raw:
+        raise ValidationError(
+            f"“{raw}” has a zone index (the part from %), which only means something on one "
+            "machine. Enter the address without it."
+        )
     try:
         network = ipaddress.ip_network(raw, strict=False)
     except ValueError:

@@ -1,5 +1,7 @@
 """Settings -> Security (both levels), the policy explainer, and the users page."""
 
+import ipaddress
+
 from dateutil.relativedelta import relativedelta
 from django.contrib import messages
 from django.contrib.auth.mixins import UserPassesTestMixin
@@ -96,7 +98,7 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
             **change,
         )
 
-    def context(self, form, impact=None, lockout_confirm=False):
+    def context(self, form, impact=None, lockout_confirm=False, network_form=None):
         policy = self.get_policy()
         return self.get_context_data(
             form=form,
@@ -104,7 +106,7 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
             level=self.level,
             lockout_confirm=lockout_confirm,
             networks=policy.networks.select_related("for_user", "created_by"),
-            network_form=NetworkForm(),
+            network_form=network_form or NetworkForm(),
             your_ip=client_ip(self.request),
             level_key="entity" if self.level == "entity-level" else "group",
         )
@@ -175,6 +177,22 @@ class NetworkLevelMixin:
         return redirect("security-settings-group" if policy.group_id else "security-settings")
 
 
+def read_as(typed, network):
+    """How an address with its host part set was read (203.0.113.9/24 is the network
+    203.0.113.0/24), so an admin who meant one address sees that a whole network was added;
+    empty otherwise."""
+    typed = typed.strip()
+    try:
+        address = ipaddress.ip_address(typed.split("/")[0])
+    except ValueError:
+        return ""
+    parsed = ipaddress.ip_network(network)
+    if "/" not in typed or address == parsed.network_address:
+        return ""
+    size = f", {parsed.num_addresses:,} addresses" if parsed.version == 4 else ""
+    return f" (you typed {typed}: that is the whole network {network}{size})"
+
+
 class NetworkAddView(NetworkLevelMixin, MemberRequiredMixin, View):
     http_method_names = ["post"]
 
@@ -182,10 +200,10 @@ class NetworkAddView(NetworkLevelMixin, MemberRequiredMixin, View):
         policy = self.level_policy(request.POST.get("level"))
         form = NetworkForm(request.POST)
         if not form.is_valid():
-            for errors in form.errors.values():
-                for error in errors:
-                    messages.error(request, error)
-            return self.back(policy)
+            # The settings page again, with what was typed and the error beside it.
+            view = (GroupSecuritySettingsView if policy.group_id else EntitySecuritySettingsView)()
+            view.setup(request)
+            return view.render_to_response(view.context(view.get_form(), network_form=form))
         network, label = form.cleaned_data["network"], form.cleaned_data["label"]
         if policy.networks.filter(network=network, for_user__isnull=True).exists():
             messages.info(request, f"{network} is already on the list.")
@@ -202,7 +220,11 @@ class NetworkAddView(NetworkLevelMixin, MemberRequiredMixin, View):
             request=request,
             data={"level": policy.level, "network": network, "label": label},
         )
-        messages.success(request, f"{network} was added to the {policy.level} allowlist.")
+        messages.success(
+            request,
+            f"{network} was added to the {policy.level} allowlist"
+            f"{read_as(request.POST.get('network', ''), network)}.",
+        )
         return self.back(policy)
 
 

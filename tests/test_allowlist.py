@@ -387,10 +387,15 @@ def test_admins_add_and_remove_networks_with_an_audit_trail(world, client):
         "/settings/security/networks/add/", {"level": "entity", "network": "office"}, follow=True
     )
     assert "is not an IP address or network" in bad.content.decode()
-    client.post(
+    added = client.post(
         "/settings/security/networks/add/",
         {"level": "entity", "network": "203.0.113.9/24", "label": "Home office"},
+        follow=True,
     )
+    assert (
+        "203.0.113.0/24 was added to the entity-level allowlist (you typed 203.0.113.9/24: "
+        "that is the whole network 203.0.113.0/24, 256 addresses)."
+    ) in added.content.decode()
     entry = AllowedNetwork.objects.get()
     assert (entry.network, entry.label, entry.created_by) == (
         "203.0.113.0/24",
@@ -414,6 +419,33 @@ def test_admins_add_and_remove_networks_with_an_audit_trail(world, client):
         )
     )
     assert sorted(actions) == ["security.allowlist.added", "security.allowlist.removed"]
+
+
+@pytest.mark.parametrize(
+    "typed,message",
+    [
+        ("10.0.0.0/33", "is not an IP address or network"),
+        ("fe80::1%eth0", "has a zone index (the part from %)"),
+        ("0.0.0.0/0", "would turn the allowlist off"),
+    ],
+)
+@pytest.mark.parametrize("level", ["entity", "group"])
+def test_a_refused_network_comes_back_with_what_was_typed_and_the_error_beside_it(
+    world, client, typed, message, level
+):
+    work_in(client, world.main_admin, world.a)
+    response = client.post(
+        "/settings/security/networks/add/",
+        {"level": level, "network": typed, "label": "Oslo office, 3rd floor"},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    field = re.search(r'<div class="field has-error">.*?</div>', page, re.S).group(0)
+    assert 'name="network"' in field and message in field
+    assert f'value="{typed}"' in page
+    assert 'value="Oslo office, 3rd floor"' in page
+    assert f'<input type="hidden" name="level" value="{level}">' in page  # the same level
+    assert not AllowedNetwork.objects.exists()
 
 
 def test_only_the_main_admin_edits_the_multi_level_allowlist(world, client):

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from security.audit import record
 from security.inactivity import inactivity_cutoff
-from security.models import SecurityPolicy
+from security.models import EncryptedTOTPDevice, SecurityPolicy
 from security.selectors import users_in_scope
 
 
@@ -17,9 +17,10 @@ class Impact:
 
     must_change_password: int = 0
     would_be_deactivated: int = 0
+    must_set_up_2fa: int = 0
 
     def __bool__(self):
-        return bool(self.must_change_password or self.would_be_deactivated)
+        return bool(self.must_change_password or self.would_be_deactivated or self.must_set_up_2fa)
 
 
 def _tightens(old, new):
@@ -30,14 +31,17 @@ def tightening_impact(policy, values, now):
     scope = users_in_scope(entity=policy.entity, group=policy.group).filter(is_active=True)
     password_days = values.get("password_max_age_days")
     months = values.get("inactivity_limit_months")
-    must_change = deactivated = 0
+    must_change = deactivated = without_2fa = 0
+    if values.get("require_2fa") and not policy.require_2fa:
+        with_device = EncryptedTOTPDevice.objects.filter(confirmed=True).values("user_id")
+        without_2fa = scope.exclude(pk__in=with_device).count()
     if _tightens(policy.password_max_age_days, password_days):
         must_change = scope.filter(
             password_changed_at__lt=now - timedelta(days=password_days)
         ).count()
     if _tightens(policy.inactivity_limit_months, months):
         deactivated = scope.filter(last_active_at__lt=inactivity_cutoff(months, now)).count()
-    return Impact(must_change, deactivated)
+    return Impact(must_change, deactivated, without_2fa)
 
 
 def _jsonable(value):

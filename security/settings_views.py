@@ -14,11 +14,11 @@ from django.views.generic import DetailView, TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.models import User
-from accounts.roles import Capability
+from accounts.roles import Capability, Role
 from security import allowlist, inactivity, lockouts, twofactor
 from security.audit import record
 from security.client_ip import client_ip
-from security.models import AllowedNetwork, EncryptedTOTPDevice, LoginThrottle
+from security.models import AllowedNetwork, CodeRecipient, EncryptedTOTPDevice, LoginThrottle
 from security.policy import effective_policy, level_values
 from security.rotation import password_expires_at
 from security.selectors import (
@@ -40,6 +40,19 @@ FIELD_LABELS = {
     "interactive_link_days": "Links in interactive emails valid (days)",
     "document_link_days": "Links to documents valid (days)",
 }
+
+
+def describe(field, value):
+    """A saved value as the save message says it ("on", "60", "not set", role names)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == []:
+        return "not set" if value is None else "none"
+    if field == "ip_code_recipient":
+        return str(CodeRecipient(value).label).lower()
+    if field == "restricted_roles":
+        return ", ".join(str(Role(role).label) for role in value)
+    return str(value)
 
 
 class PolicyFormView(MemberRequiredMixin, TemplateView):
@@ -81,8 +94,10 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
             return self.render_to_response(self.context(form, impact=impact))
         changes = update_policy(policy.pk, values, actor=request.user, now=now, request=request)
         if changes:
-            names = ", ".join(FIELD_LABELS.get(f, f).lower() for f in changes)
-            messages.success(request, f"Saved the {self.level} policy: {names}.")
+            said = "; ".join(
+                f"{FIELD_LABELS.get(f, f)}: {describe(f, new)}" for f, (_, new) in changes.items()
+            )
+            messages.success(request, f"Saved the {self.level} policy. {said}.")
         else:
             messages.info(request, "Nothing changed.")
         return redirect(request.path)

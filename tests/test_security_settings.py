@@ -54,6 +54,28 @@ def test_an_entity_without_an_access_has_no_multi_level_page(world, client):
     assert work_in(client, world.outsider, world.c).get(GROUP_URL).status_code == 403
 
 
+def test_the_save_message_says_each_new_value(world, client):
+    work_in(client, world.users[Role.ADMIN], world.a)
+    on = client.post(
+        ENTITY_URL,
+        entity_form(
+            password_max_age_days="45",
+            ip_code_recipient="user",
+            restricted_roles=["collector", "sales"],
+        ),
+        follow=True,
+    )
+    assert (
+        "Saved the entity-level policy. Password maximum age (days): 45; Validation codes go "
+        "to: the user concerned; Roles restricted to their customers: Collector, Sales."
+    ) in on.content.decode()
+    off = client.post(ENTITY_URL, entity_form(restricted_roles=None), follow=True)
+    assert (
+        "Saved the entity-level policy. Password maximum age (days): not set; Validation codes "
+        "go to: the administrators; Roles restricted to their customers: none."
+    ) in off.content.decode()
+
+
 def test_a_save_is_audited_with_old_and_new_values(world, client):
     admin = world.users[Role.ADMIN]
     work_in(client, admin, world.a)

@@ -33,6 +33,7 @@ from security.models import (
     SecurityPolicy,
 )
 from security.phones import mask_phone
+from security.selectors import users_in_scope
 from security.settings_forms import ENTITY_FIELDS
 from tests.conftest import PASSWORD, make_user, work_in
 
@@ -857,7 +858,18 @@ def test_an_entity_admin_requires_2fa(world, client):
     assert "Require two-factor authentication" in text(page)
     policy = page.context["form"].instance
 
-    response = client.post("/settings/security/", policy_data(policy, require_2fa=True))
+    # Nobody of the entity has an authenticator yet: saving asks to confirm first.
+    ask = client.post("/settings/security/", policy_data(policy, require_2fa=True))
+    assert ask.status_code == 200
+    without = users_in_scope(entity=world.a).count()  # its members and the main admin
+    assert (
+        f"{without} users without an authenticator app must set one up before they can go on "
+        "working."
+    ) in text(ask)
+    assert not SecurityPolicy.objects.get(entity=world.a).require_2fa
+    response = client.post(
+        "/settings/security/", {**policy_data(policy, require_2fa=True), "confirmed": "yes"}
+    )
 
     assert response.status_code == 302
     assert SecurityPolicy.objects.get(entity=world.a).require_2fa
@@ -867,7 +879,7 @@ def test_an_entity_admin_requires_2fa(world, client):
     # The admin is a user of the entity too: their own next page is the enrolment.
     after = client.get(response["Location"], follow=True)
     assert after.redirect_chain == [(SETUP, 302)]
-    assert "Saved the entity-level policy: two-factor authentication required." in text(after)
+    assert "Saved the entity-level policy. Two-factor authentication required: on." in text(after)
     assert SETUP_REQUIRED in text(after)
 
 

@@ -71,7 +71,7 @@ def test_stricter_password_age_forces_a_change_at_next_sign_in(browser_page, liv
 
     expect(page).to_have_url(f"{live_server.url}/settings/security/")
     expect(page.get_by_role("status")).to_have_text(
-        "Saved the entity-level policy: password maximum age (days)."
+        "Saved the entity-level policy. Password maximum age (days): 30."
     )
     expect(page.get_by_label(MAX_AGE, exact=True)).to_have_value("30")
     log_out(page, live_server)
@@ -114,7 +114,7 @@ def test_entity_admin_cannot_loosen_the_multi_level_password_age(browser_page, l
     # Every password in the group is fresh: nobody is affected, nothing to confirm.
     expect(page).to_have_url(f"{live_server.url}/settings/security/multi-level/")
     expect(page.get_by_role("status")).to_have_text(
-        "Saved the multi-level policy: password maximum age (days)."
+        "Saved the multi-level policy. Password maximum age (days): 30."
     )
     log_out(page, live_server)
 

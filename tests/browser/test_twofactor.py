@@ -48,10 +48,16 @@ def test_required_2fa_enrolment_then_sign_in_with_a_code(browser_page, live_serv
     expect(checkbox).not_to_be_checked()
     checkbox.check()
     page.get_by_role("button", name="Save", exact=True).click()
-    # No users lose anything, so there is nothing to confirm; the rule holds the admin too.
+    # Nobody has an authenticator yet: the admin confirms, knowing how many must enrol.
+    confirm = page.get_by_role("alert").filter(has_text="Confirm the stricter rules")
+    expect(confirm).to_contain_text(
+        "users without an authenticator app must set one up before they can go on working."
+    )
+    confirm.get_by_role("button", name="Save and apply").click()
+    # The rule holds the admin too.
     expect(page).to_have_url(f"{live_server.url}/account/2fa/setup/")
     expect(
-        page.get_by_text("Saved the entity-level policy: two-factor authentication required.")
+        page.get_by_text("Saved the entity-level policy. Two-factor authentication required: on.")
     ).to_be_visible()
     expect(page.get_by_text(SETUP_REQUIRED)).to_be_visible()
     log_out(page, live_server)

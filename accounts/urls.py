@@ -5,7 +5,7 @@ from accounts import views
 
 urlpatterns = [
     path("accounts/login/", views.EmailLoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/change/",
         views.PasswordChangeView.as_view(),

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.db import transaction
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -60,6 +60,19 @@ class EmailLoginView(LoginView):
 
             send_code_after_sign_in(request, request.user)
         return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, which signs out on POST only. A typed or bookmarked GET gets a page
+    with the button instead of an empty 405 (signing out on a GET could be triggered by
+    any page that links here)."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect("login")
+        return render(request, "registration/logout_confirm.html")
 
 
 class DashboardView(MemberRequiredMixin, TemplateView):

@@ -63,6 +63,20 @@ def test_logout_is_recorded(world, client):
     assert AuditEvent.objects.filter(action="auth.logout", actor=world.users[Role.ADMIN]).exists()
 
 
+def test_opening_the_logout_address_asks_instead_of_signing_out(world, client):
+    admin = world.users[Role.ADMIN]
+    login(client, admin.email, PASSWORD)
+    page = client.get("/accounts/logout/")
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert f"You are logged in as <strong>{admin.email}</strong>." in content
+    assert '<form method="post" action="/accounts/logout/">' in content
+    assert client.get("/").status_code == 200  # still signed in
+    assert not AuditEvent.objects.filter(action="auth.logout").exists()
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+    assert client.get("/accounts/logout/")["Location"] == "/accounts/login/"
+
+
 def test_the_log_cannot_be_changed_or_deleted(world):
     event = record("test.event", entity=world.a)
     event.action = "tampered"

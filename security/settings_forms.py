@@ -8,8 +8,8 @@ from security.models import SecurityPolicy
 from security.policy import looser_than_inherited
 
 # Only settings the product enforces are editable: a switch that does nothing would give
-# admins a false sense of security. Role restrictions and link validity are stored in
-# SecurityPolicy already and join these lists with the features that enforce them.
+# admins a false sense of security. Role restrictions and the validity of links to
+# customers are entity level only (PRODUCT.md 5 to 7).
 RESTRICTION_LABELS = {
     "managed": "sees only the customers they manage (as collector)",
     "assigned": "sees only the customers assigned to them",
@@ -21,7 +21,7 @@ COMMON_FIELDS = [
     "ip_allowlist_enabled",
     "ip_code_recipient",
 ]
-ENTITY_FIELDS = COMMON_FIELDS + ["restricted_roles"]
+ENTITY_FIELDS = COMMON_FIELDS + ["restricted_roles", "interactive_link_days", "document_link_days"]
 
 
 class PolicyFormMixin:

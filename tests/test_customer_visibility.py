@@ -380,6 +380,8 @@ def settings_form(restricted_roles):
         "inactivity_limit_months": "",
         "ip_code_recipient": "admins",
         "restricted_roles": restricted_roles,
+        "interactive_link_days": "30",
+        "document_link_days": "90",
     }
 
 

@@ -19,6 +19,8 @@ def entity_form(**overrides):
         "password_max_age_days": "",
         "inactivity_limit_months": "",
         "ip_code_recipient": "admins",
+        "interactive_link_days": "30",
+        "document_link_days": "90",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -74,6 +76,34 @@ def test_the_save_message_says_each_new_value(world, client):
         "Saved the entity-level policy. Password maximum age (days): not set; Validation codes "
         "go to: the administrators; Roles restricted to their customers: none."
     ) in off.content.decode()
+
+
+def test_an_entity_admin_sets_how_long_links_to_customers_work(world, client):
+    work_in(client, world.users[Role.ADMIN], world.a)
+    page = client.get(ENTITY_URL).content.decode()
+    assert "Links in interactive emails are valid for (days)" in page
+    assert "Links to documents are valid for (days)" in page
+    saved = client.post(
+        ENTITY_URL, entity_form(interactive_link_days="7", document_link_days="14"), follow=True
+    )
+    assert (
+        "Saved the entity-level policy. Links in interactive emails valid (days): 7; "
+        "Links to documents valid (days): 14."
+    ) in saved.content.decode()
+    policy = SecurityPolicy.objects.get(entity=world.a)
+    assert (policy.interactive_link_days, policy.document_link_days) == (7, 14)
+    for bad, message in (
+        ("0", "greater than or equal to 1"),
+        ("366", "less than or equal to 365"),
+        ("", "required"),
+    ):
+        refused = client.post(ENTITY_URL, entity_form(document_link_days=bad))
+        assert refused.status_code == 200
+        assert message in refused.content.decode()
+    assert SecurityPolicy.objects.get(entity=world.a).document_link_days == 14
+    # The multi-level page has no such setting: links are an entity's business.
+    work_in(client, world.main_admin, world.a)
+    assert "Links to documents" not in client.get(GROUP_URL).content.decode()
 
 
 def test_a_save_is_audited_with_old_and_new_values(world, client):

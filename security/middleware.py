@@ -16,6 +16,7 @@ Each gate lets through only its own pages and logout.
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.functional import SimpleLazyObject
 
 from security.allowlist import address_allowed, context_for, passed_marker
@@ -98,7 +99,12 @@ class SecurityPolicyMiddleware:
             request.security_policies = policies
             request.security_policy = SimpleLazyObject(lambda: effective_from(policies))
             touch(user, timezone.now())
-        return self.get_response(request)
+        response = self.get_response(request)
+        if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
+            # Staff pages hold customers' personal data: no copy stays in the browser's
+            # cache, so Back after signing out or anonymising shows nothing old.
+            add_never_cache_headers(response)
+        return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if not request.user.is_authenticated:

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 from django.db import OperationalError, connection
 
 from accounts.roles import Role
@@ -124,6 +125,14 @@ def test_the_login_path_costs_a_fixed_number_of_queries(
             "/accounts/login/", {"username": world.main_admin.email, "password": PASSWORD}
         )
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("url", ["/", "/customers/", "/settings/users/", "/audit/"])
+def test_signed_in_pages_are_not_kept_in_the_browser_cache(world, client, url):
+    response = work_in(client, world.users[Role.ADMIN], world.a).get(url)
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]
 
 
 def test_a_forged_session_cookie_is_treated_as_signed_out(world, client):

@@ -101,11 +101,67 @@ def consent_matrix(contacts, purposes):
     return matrix
 
 
+def answers_of(contact, purposes):
+    """{purpose_id: True, False, or None when never recorded} for one contact."""
+    answers = {p.pk: None for p in purposes}
+    for purpose_id, granted in ConsentState.objects.filter(
+        contact=contact, purpose__in=purposes
+    ).values_list("purpose_id", "granted"):
+        answers[purpose_id] = granted
+    return answers
+
+
+class ConsentConflict(Exception):
+    """Consents the person changed on a page that someone else changed meanwhile."""
+
+    def __init__(self, purposes):
+        super().__init__(", ".join(p.name for p in purposes))
+        self.purposes = purposes
+
+
+def changes_on_page(values, seen, states, *, clash):
+    """What a page's save writes: the boxes the person changed, and first answers (a box
+    never recorded is recorded as shown). A box someone else changed since the page was
+    loaded is left as they set it unless the person changed it too; then `clash` says
+    what happens: "refuse" raises ConsentConflict, "apply" writes the person's choice."""
+    wanted, clashes = {}, []
+    for purpose, granted in values.items():
+        if purpose not in seen:
+            continue  # not on the page they saw
+        shown = seen[purpose]
+        state = states.get(purpose.pk)
+        now = state.granted if state is not None else None
+        changed_here = granted != bool(shown)
+        if now == shown:
+            if changed_here or shown is None:
+                wanted[purpose] = granted
+        elif changed_here and granted != now:
+            if clash == "refuse":
+                clashes.append(purpose)
+            else:
+                wanted[purpose] = granted
+    if clashes:
+        raise ConsentConflict(clashes)
+    return wanted
+
+
 def set_consents(
-    contact, values, *, source, now=None, actor=None, ip=None, user_agent="", policy_version=""
+    contact,
+    values,
+    *,
+    source,
+    seen=None,
+    clash="refuse",
+    now=None,
+    actor=None,
+    ip=None,
+    user_agent="",
+    policy_version="",
 ):
     """Apply {purpose: granted}; every real change writes a ledger row with the state.
-    Returns the events written."""
+    From a page, `seen` is {purpose: the answer the page showed (True, False or None)}
+    and only what the person changed there is applied (see `changes_on_page`), so a page
+    left open never undoes a newer change. Returns the events written."""
     now = now or timezone.now()
     events = []
     with transaction.atomic():
@@ -113,6 +169,8 @@ def set_consents(
             s.purpose_id: s
             for s in ConsentState.objects.select_for_update().filter(contact=contact)
         }
+        if seen is not None:
+            values = changes_on_page(values, seen, states, clash=clash)
         for purpose, granted in values.items():
             state = states.get(purpose.pk)
             old = state.granted if state is not None else None

@@ -22,16 +22,37 @@ from customers.selectors import visible_customers
 from security.audit import record
 from security.client_ip import client_ip
 
+SEEN_MARKERS = {True: "on", False: "off", None: "none"}
 
-def consent_fields(purposes, current):
-    return [
-        {"purpose": p, "name": f"purpose_{p.pk}", "granted": current.get(p.pk, False)}
-        for p in purposes
-    ]
+
+def consent_fields(purposes, answers, posted=None, seen=None):
+    """The boxes of a consent page. Each carries, hidden, the answer it was shown with
+    (`was_<id>`), so a save writes only what the person changed (services.set_consents).
+    `posted` and `seen` show a page again as it was submitted."""
+    fields = []
+    for p in purposes:
+        answer = answers.get(p.pk)
+        shown = seen[p] if seen is not None and p in seen else answer
+        fields.append(
+            {
+                "purpose": p,
+                "name": f"purpose_{p.pk}",
+                "granted": posted[p] if posted is not None and p in posted else bool(answer),
+                "was": SEEN_MARKERS[shown],
+            }
+        )
+    return fields
 
 
 def read_choices(post, purposes):
     return {p: post.get(f"purpose_{p.pk}") == "on" for p in purposes}
+
+
+def read_seen(post, purposes):
+    """{purpose: answer the page showed}; a box without a valid marker is left out (and so
+    not written)."""
+    answers = {marker: answer for answer, marker in SEEN_MARKERS.items()}
+    return {p: answers[post[f"was_{p.pk}"]] for p in purposes if post.get(f"was_{p.pk}") in answers}
 
 
 class ContactMixin(ScopedObjectMixin):
@@ -49,16 +70,17 @@ class ContactMixin(ScopedObjectMixin):
 class ContactConsentView(ContactMixin, View):
     template_name = "consent/contact_consent.html"
 
-    def page(self, contact):
+    def page(self, contact, posted=None, seen=None, error=None):
         purposes = services.purposes_for(self.request.tenancy.entity)
-        current = services.consent_matrix([contact], purposes)[contact.pk]
+        answers = services.answers_of(contact, purposes)
         return render(
             self.request,
             self.template_name,
             {
                 "contact": contact,
                 "customer": contact.customer,
-                "fields": consent_fields(purposes, current),
+                "error": error,
+                "fields": consent_fields(purposes, answers, posted, seen),
                 "can_edit": self.request.tenancy.can(Capability.EDIT_CUSTOMERS),
                 "events": ConsentEvent.objects.filter(contact=contact).select_related(
                     "purpose", "actor"
@@ -74,12 +96,24 @@ class ContactConsentView(ContactMixin, View):
         if not request.tenancy.can(Capability.EDIT_CUSTOMERS):
             raise PermissionDenied("Your role cannot change consents.")
         purposes = services.purposes_for(request.tenancy.entity)
-        events = services.set_consents(
-            contact,
-            read_choices(request.POST, purposes),
-            source=ConsentSource.STAFF,
-            actor=request.user,
-        )
+        choices, seen = read_choices(request.POST, purposes), read_seen(request.POST, purposes)
+        try:
+            events = services.set_consents(
+                contact, choices, seen=seen, source=ConsentSource.STAFF, actor=request.user
+            )
+        except services.ConsentConflict as conflict:
+            # Nothing is saved. The boxes changed meanwhile show their new answer; the
+            # other boxes keep what was ticked here.
+            answers = services.answers_of(contact, purposes)
+            clashing = set(conflict.purposes)
+            return self.page(
+                contact,
+                posted={p: v for p, v in choices.items() if p not in clashing},
+                seen={**seen, **{p: answers[p.pk] for p in clashing}},
+                error="While this page was open, someone else changed: "
+                f"{conflict}. Those boxes now show the new answer; nothing was saved. "
+                "Check them and save again.",
+            )
         if events:
             record(
                 "consent.changed",
@@ -132,14 +166,13 @@ class ConsentFormReportView(ContactMixin, View):
 def consent_form_context(contact):
     entity = contact.entity
     purposes = services.purposes_for(entity)
-    current = services.consent_matrix([contact], purposes)[contact.pk]
     return {
         "contact": contact,
         "customer": contact.customer,
         "entity": entity,
         "privacy": services.privacy_of(entity),
         "processors": list(DataProcessor.objects.filter(entity=entity)),
-        "fields": consent_fields(purposes, current),
+        "fields": consent_fields(purposes, services.answers_of(contact, purposes)),
     }
 
 
@@ -270,9 +303,13 @@ class SelfServiceView(View):
     def dead(self, request, message):
         return private(render(request, "consent/link_dead.html", {"message": message}, status=410))
 
-    def page(self, request, contact, saved=False, notice=None):
+    def page(self, request, contact, saved=False, notice=None, posted=None, seen=None):
         with tenant_scope(contact.entity):
             context = consent_form_context(contact)
+            if posted is not None:
+                purposes = [field["purpose"] for field in context["fields"]]
+                answers = services.answers_of(contact, purposes)
+                context["fields"] = consent_fields(purposes, answers, posted, seen)
         context.update(saved=saved, notice=notice)
         return private(render(request, self.template_name, context))
 
@@ -291,17 +328,23 @@ class SelfServiceView(View):
         self.log_use(request, link)
         with tenant_scope(contact.entity):
             privacy = services.privacy_of(contact.entity)
+            purposes = services.purposes_for(contact.entity)
+            choices, seen = read_choices(request.POST, purposes), read_seen(request.POST, purposes)
             if request.POST.get("policy_version", "") != privacy.policy_version:
                 return self.page(
                     request,
                     contact,
                     notice="The privacy policy changed while the page was open. "
-                    "Read it and save again.",
+                    "Read it and save again; your choices are kept below.",
+                    posted=choices,
+                    seen=seen,
                 )
-            purposes = services.purposes_for(contact.entity)
+            # The contact's own choice wins for the boxes they changed.
             services.set_consents(
                 contact,
-                read_choices(request.POST, purposes),
+                choices,
+                seen=seen,
+                clash="apply",
                 source=ConsentSource.SELF_SERVICE,
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),

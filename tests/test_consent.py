@@ -68,9 +68,18 @@ def by_name(entity):
     return {p.name: p for p in purposes(entity)}
 
 
-def choices(entity, *granted_names):
-    """POST data ticking the named purposes."""
-    return {f"purpose_{p.pk}": "on" for name, p in by_name(entity).items() if name in granted_names}
+def choices(entity, *granted_names, contact):
+    """POST data ticking the named purposes, from the page as loaded now: each box also
+    carries the answer it showed (`was_<id>`)."""
+    markers = {True: "on", False: "off", None: "none"}
+    with system_code():
+        answers = {s.purpose_id: s.granted for s in ConsentState.objects.filter(contact=contact)}
+    data = {}
+    for name, p in by_name(entity).items():
+        data[f"was_{p.pk}"] = markers[answers.get(p.pk)]
+        if name in granted_names:
+            data[f"purpose_{p.pk}"] = "on"
+    return data
 
 
 def states(contact):
@@ -204,7 +213,9 @@ def test_editors_change_consents_and_the_ledger_agrees(world, client, role):
     contact = make_contact(world.a)
     work_in(client, user, world.a)
 
-    first = client.post(consent_url(contact), choices(world.a, "Newsletter"), follow=True)
+    first = client.post(
+        consent_url(contact), choices(world.a, "Newsletter", contact=contact), follow=True
+    )
 
     assert first.status_code == 200
     assert f"Saved 5 change(s) for {contact.name}." in first.content.decode()
@@ -219,7 +230,9 @@ def test_editors_change_consents_and_the_ledger_agrees(world, client, role):
         assert event.ip is None and event.user_agent == ""
 
     second = client.post(
-        consent_url(contact), choices(world.a, "Phone calls", "Newsletter"), follow=True
+        consent_url(contact),
+        choices(world.a, "Phone calls", "Newsletter", contact=contact),
+        follow=True,
     )
 
     assert "Saved 1 change(s)" in second.content.decode()
@@ -243,12 +256,14 @@ def test_editors_change_consents_and_the_ledger_agrees(world, client, role):
 def test_a_save_without_changes_writes_nothing(world, client):
     contact = make_contact(world.a)
     work_in(client, world.users[Role.COLLECTOR], world.a)
-    client.post(consent_url(contact), choices(world.a, "Newsletter"))
+    client.post(consent_url(contact), choices(world.a, "Newsletter", contact=contact))
     before_states = states(contact)
     before_events = len(events(contact))
     before_audit = AuditEvent.objects.count()
 
-    page = client.post(consent_url(contact), choices(world.a, "Newsletter"), follow=True)
+    page = client.post(
+        consent_url(contact), choices(world.a, "Newsletter", contact=contact), follow=True
+    )
 
     assert "Nothing changed." in page.content.decode()
     assert states(contact) == before_states
@@ -274,7 +289,7 @@ def test_roles_without_edit_rights_view_but_cannot_change(world, client, role):
     assert "Email a consent link" not in content
     assert len(re.findall(r'type="checkbox"[^>]*disabled', content)) == len(DEFAULT_NAMES)
 
-    denied = client.post(consent_url(contact), choices(world.a, "Phone calls"))
+    denied = client.post(consent_url(contact), choices(world.a, "Phone calls", contact=contact))
     assert denied.status_code == 403
     assert client.post(f"{consent_url(contact)}send-link/").status_code == 403
     assert states(contact) == {"Newsletter": True}
@@ -286,7 +301,10 @@ def test_contacts_of_other_entities_are_not_found(world, client):
     other = make_contact(world.b, name="Sven Svensson")
     work_in(client, world.users[Role.ADMIN], world.a)
     assert client.get(consent_url(other)).status_code == 404
-    assert client.post(consent_url(other), choices(world.b, "Newsletter")).status_code == 404
+    assert (
+        client.post(consent_url(other), choices(world.b, "Newsletter", contact=other)).status_code
+        == 404
+    )
     assert client.get(f"/customers/contacts/{other.pk}/consent-form/").status_code == 404
     assert client.post(f"{consent_url(other)}send-link/").status_code == 404
     assert events(other) == []
@@ -296,8 +314,8 @@ def test_the_history_is_listed_on_the_consent_page(world, client):
     contact = make_contact(world.a)
     editor = world.users[Role.CREDIT_MANAGER]
     work_in(client, editor, world.a)
-    client.post(consent_url(contact), choices(world.a, "Newsletter"))
-    client.post(consent_url(contact), choices(world.a))
+    client.post(consent_url(contact), choices(world.a, "Newsletter", contact=contact))
+    client.post(consent_url(contact), choices(world.a, contact=contact))
     names = by_name(world.a)
     with tenant_scope(world.a):
         services.set_consents(
@@ -574,7 +592,10 @@ def test_opening_the_link_shows_the_page_and_changes_nothing(world, client, link
 
 def test_saving_on_the_page_writes_self_service_events(world, client, linked):
     url = link_url(linked)
-    data = {"policy_version": "v1", **choices(world.a, "Newsletter", "Reminders by SMS")}
+    data = {
+        "policy_version": "v1",
+        **choices(world.a, "Newsletter", "Reminders by SMS", contact=linked),
+    }
 
     response = client.post(
         url, data, REMOTE_ADDR="198.51.100.7", HTTP_USER_AGENT="Mozilla/5.0 (Test) Firefox/140"
@@ -601,7 +622,9 @@ def test_saving_on_the_page_writes_self_service_events(world, client, linked):
         == 2
     )
 
-    again = client.post(url, {"policy_version": "v1", **choices(world.a, "Reminders by SMS")})
+    again = client.post(
+        url, {"policy_version": "v1", **choices(world.a, "Reminders by SMS", contact=linked)}
+    )
     assert again.status_code == 200
     assert [(e.purpose.name, e.old_value, e.new_value) for e in events(linked)[5:]] == [
         ("Newsletter", True, False)
@@ -625,7 +648,11 @@ def test_the_form_passes_the_csrf_check_as_a_browser_submits_it(world, linked, o
 
     response = browser.post(
         url,
-        {"csrfmiddlewaretoken": token, "policy_version": "v1", **choices(world.a, "Newsletter")},
+        {
+            "csrfmiddlewaretoken": token,
+            "policy_version": "v1",
+            **choices(world.a, "Newsletter", contact=linked),
+        },
         HTTP_ORIGIN=origin,
     )
 
@@ -639,7 +666,9 @@ def test_a_policy_changed_while_the_page_was_open_changes_nothing(world, client,
     assert 'value="v1"' in client.get(url).content.decode()
     set_privacy(world.a, version="v2")
 
-    response = client.post(url, {"policy_version": "v1", **choices(world.a, "Newsletter")})
+    response = client.post(
+        url, {"policy_version": "v1", **choices(world.a, "Newsletter", contact=linked)}
+    )
 
     assert response.status_code == 200
     content = response.content.decode()
@@ -648,9 +677,92 @@ def test_a_policy_changed_while_the_page_was_open_changes_nothing(world, client,
     assert 'name="policy_version" value="v2"' in content
     assert events(linked) == [] and states(linked) == {}
 
-    saved = client.post(url, {"policy_version": "v2", **choices(world.a, "Newsletter")})
+    saved = client.post(
+        url, {"policy_version": "v2", **choices(world.a, "Newsletter", contact=linked)}
+    )
     assert "Your choices were saved" in saved.content.decode()
     assert {e.privacy_policy_version for e in events(linked)} == {"v2"}
+    # The ticks sent with the old version were shown again, not dropped.
+    newsletter = by_name(world.a)["Newsletter"]
+    assert f'name="purpose_{newsletter.pk}" checked' in content
+
+
+# --- Pages left open ----------------------------------------------------------------------
+
+
+def test_a_staff_page_left_open_does_not_undo_the_contacts_newer_choice(world, client, linked):
+    """Staff open the consent page; meanwhile the contact withdraws the newsletter on their
+    own page; staff then tick phone calls only. The withdrawal stands."""
+    names = by_name(world.a)
+    with tenant_scope(world.a):
+        services.set_consents(
+            linked,
+            {p: p.name == "Newsletter" for p in names.values()},
+            source=ConsentSource.IMPORT,
+        )
+    staff_page = choices(world.a, "Newsletter", "Phone calls", contact=linked)  # loaded now
+    customer = client.post(
+        link_url(linked), {"policy_version": "v1", **choices(world.a, contact=linked)}
+    )
+    assert "Your choices were saved" in customer.content.decode()
+    assert states(linked)["Newsletter"] is False
+
+    admin = work_in(Client(), world.users[Role.ADMIN], world.a)
+    saved = admin.post(consent_url(linked), staff_page, follow=True)
+
+    assert "Saved 1 change(s)" in saved.content.decode()
+    assert states(linked)["Newsletter"] is False
+    assert states(linked)["Phone calls"] is True
+    last = events(linked)[-1]
+    assert (last.purpose.name, last.new_value, last.source) == (
+        "Phone calls",
+        True,
+        ConsentSource.STAFF,
+    )
+
+
+def test_a_box_both_answered_differently_is_not_saved_over_the_other_answer(world, client, linked):
+    """Nothing recorded; staff open the page; the contact answers on their own page (yes to
+    the newsletter, no to the rest); staff then tick phone calls and the newsletter."""
+    names = by_name(world.a)
+    admin = work_in(client, world.users[Role.ADMIN], world.a)
+    staff_page = choices(world.a, "Phone calls", "Newsletter", contact=linked)
+    Client().post(
+        link_url(linked), {"policy_version": "v1", **choices(world.a, "Newsletter", contact=linked)}
+    )
+    before = len(events(linked))
+
+    conflict = admin.post(consent_url(linked), staff_page)
+
+    content = conflict.content.decode()
+    assert conflict.status_code == 200
+    assert "While this page was open, someone else changed: Phone calls." in content
+    assert "nothing was saved" in content
+    assert len(events(linked)) == before
+    assert states(linked)["Phone calls"] is False
+    # Phone calls shows the contact's answer; the newsletter keeps the tick made here.
+    assert f'name="purpose_{names["Phone calls"].pk}" checked' not in content
+    assert f'name="was_{names["Phone calls"].pk}" value="off"' in content
+    assert f'name="purpose_{names["Newsletter"].pk}" checked' in content
+
+    # Saving again, having looked, ticks phone calls over the contact's "no".
+    resubmit = dict(re.findall(r'name="(was_\d+)" value="(\w+)"', content))
+    resubmit.update({f"purpose_{names[n].pk}": "on" for n in ("Phone calls", "Newsletter")})
+    again = admin.post(consent_url(linked), resubmit, follow=True)
+    assert "Saved 1 change(s)" in again.content.decode()
+    assert states(linked)["Phone calls"] is True and states(linked)["Newsletter"] is True
+
+
+def test_the_contacts_page_left_open_does_not_undo_a_staff_change(world, client, linked):
+    names = by_name(world.a)
+    customer_page = choices(world.a, contact=linked)  # nothing recorded yet: all "none"
+    with tenant_scope(world.a):
+        services.set_consents(linked, {names["Phone calls"]: True}, source=ConsentSource.STAFF)
+
+    client.post(link_url(linked), {"policy_version": "v1", **customer_page})
+
+    assert states(linked)["Phone calls"] is True  # not reset by the box left unticked
+    assert states(linked)["Newsletter"] is False  # a first answer is still recorded
 
 
 def dead(response, message):
@@ -680,7 +792,10 @@ def test_a_tampered_link_shows_a_clear_page(world, client, linked, kind):
 
     dead(client.get(f"/c/{token}/"), "This link is not valid.")
     dead(
-        client.post(f"/c/{token}/", {"policy_version": "v1", **choices(world.a, "Newsletter")}),
+        client.post(
+            f"/c/{token}/",
+            {"policy_version": "v1", **choices(world.a, "Newsletter", contact=linked)},
+        ),
         "This link is not valid.",
     )
     assert events(linked) == []
@@ -765,7 +880,9 @@ def test_the_link_expires_after_the_entitys_interactive_link_days(
         url = link_url(linked)
         traveller.shift(timedelta(seconds=seconds_after))
         response = client.get(url)
-        posted = client.post(url, {"policy_version": "v1", **choices(world.a, "Newsletter")})
+        posted = client.post(
+            url, {"policy_version": "v1", **choices(world.a, "Newsletter", contact=linked)}
+        )
     if valid:
         assert response.status_code == 200
         assert "Hello Kari Nordmann." in response.content.decode()
@@ -797,7 +914,9 @@ def test_after_anonymisation_the_link_is_no_longer_valid(world, client, linked):
 
     dead(client.get(url), "This link is no longer valid.")
     dead(
-        client.post(url, {"policy_version": "v1", **choices(world.a, "Newsletter")}),
+        client.post(
+            url, {"policy_version": "v1", **choices(world.a, "Newsletter", contact=linked)}
+        ),
         "This link is no longer valid.",
     )
     assert events(linked) == []

@@ -56,7 +56,14 @@ class ScopedObjectMixin(MemberRequiredMixin):
             return refused
         self._scoped_object = get_object_or_404(self.get_scoped_queryset(), pk=kwargs["pk"])
         self.check_capability(request)
+        refused = self.refuse_object(self._scoped_object)
+        if refused is not None:
+            return refused
         return super(MemberRequiredMixin, self).dispatch(request, *args, **kwargs)
+
+    def refuse_object(self, obj):
+        """A response when this page may not act on `obj` (after the checks above), or None."""
+        return None
 
     def get_object(self, queryset=None):
         cached = getattr(self, "_scoped_object", None)

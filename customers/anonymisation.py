@@ -16,7 +16,7 @@ from django.utils import timezone
 from consent.models import ConsentEvent
 from customers.models import ContactPerson, Customer, Invoice, Secret
 from customers.selectors import ledger_balance
-from documents.models import CustomerLink, Document, LinkUse
+from documents.models import CustomerLink, Document, InvoiceAction, LinkUse, OutgoingEmail
 from security.audit import record
 from security.models import AuditEvent
 
@@ -145,12 +145,28 @@ def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
             revoked_at=now
         )
         LinkUse.objects.filter(link__customer=customer).update(ip=None, user_agent="")
+        # What the customer wrote on their page (a dispute's comment can name anyone).
+        InvoiceAction.objects.filter(invoice__customer=customer).update(comment="")
+        # Emails keep what was sent when; not to whom or what it said. One still queued
+        # is not sent.
+        emails = OutgoingEmail.objects.filter(customer=customer)
+        emails.filter(status=OutgoingEmail.Status.QUEUED).update(
+            status=OutgoingEmail.Status.SKIPPED, reason="The customer was anonymised."
+        )
+        emails.update(to="", subject=ANONYM, text_body="", html_body="")
+        # Invoice PDFs are kept with the invoices (bookkeeping); their file names may
+        # carry a name.
+        for document in Document.objects.filter(customer=customer).select_related("invoice"):
+            number = document.invoice.number if document.invoice_id else document.pk
+            Document.objects.filter(pk=document.pk).update(original_name=f"invoice-{number}.pdf")
         secrets = Secret.objects.filter(customer=customer)
         secret_count = secrets.count()
         secrets.delete()
-        AuditEvent.objects.filter(
+        about = AuditEvent.objects.filter(
             target_type="customers.customer", target_id=str(customer.pk)
-        ).erase_personal_data()
+        )
+        about.erase_visitor_addresses()
+        about.erase_personal_data()
         record(
             "customer.anonymised",
             actor=actor,

@@ -156,6 +156,25 @@ class CustomerMixin(ScopedObjectMixin):
         }
 
 
+class RefusedOnceAnonymised:
+    """Pages that fill in a customer's personal data or send it something: an anonymised
+    customer stays anonymised (as the CSV import refuses to fill it in again). The object
+    is the customer, or one of its contacts."""
+
+    refused_methods = {"GET", "POST"}
+
+    def refuse_object(self, obj):
+        customer = getattr(obj, "customer", obj)
+        if customer.anonymised_at is None or self.request.method not in self.refused_methods:
+            return None
+        messages.error(
+            self.request,
+            "This customer is anonymised: its personal data cannot be filled in again, and "
+            "nothing is sent to it.",
+        )
+        return redirect("customer-detail", pk=customer.pk)
+
+
 class CustomerCardView(CustomerMixin, DetailView):
     template_name = "customers/card_overview.html"
 
@@ -197,9 +216,10 @@ class CustomerInvoicesView(CustomerMixin, DetailView):
         return context
 
 
-class CustomerSecretsView(CustomerMixin, DetailView):
+class CustomerSecretsView(RefusedOnceAnonymised, CustomerMixin, DetailView):
     template_name = "customers/card_secrets.html"
     tab = "secrets"
+    refused_methods = {"POST"}  # its (deleted) secrets can be looked at, none added
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -301,7 +321,7 @@ class CustomerCreateView(CustomerEditMixin, MemberRequiredMixin, View):
         return self.handle(CustomerForm(request.POST, entity=request.tenancy.entity))
 
 
-class CustomerEditView(CustomerEditMixin, CustomerMixin, View):
+class CustomerEditView(RefusedOnceAnonymised, CustomerEditMixin, CustomerMixin, View):
     required_capability = Capability.EDIT_CUSTOMERS
 
     def get(self, request, pk):
@@ -315,7 +335,7 @@ class CustomerEditView(CustomerEditMixin, CustomerMixin, View):
         return self.handle(form)
 
 
-class ContactCreateView(CustomerMixin, View):
+class ContactCreateView(RefusedOnceAnonymised, CustomerMixin, View):
     required_capability = Capability.EDIT_CUSTOMERS
     template_name = "customers/contact_form.html"
 
@@ -334,7 +354,7 @@ class ContactCreateView(CustomerMixin, View):
         return redirect("customer-contacts", pk=customer.pk)
 
 
-class ContactEditView(ScopedObjectMixin, View):
+class ContactEditView(RefusedOnceAnonymised, ScopedObjectMixin, View):
     model = ContactPerson
     required_capability = Capability.EDIT_CUSTOMERS
     template_name = "customers/contact_form.html"
@@ -417,7 +437,11 @@ class AnonymiseView(CustomerMixin, View):
         return render(self.request, self.template_name, context)
 
     def get(self, request, pk):
-        return self.page(self.get_object())
+        customer = self.get_object()
+        if customer.anonymised_at:
+            messages.info(request, "This customer is already anonymised.")
+            return redirect("customer-detail", pk=customer.pk)
+        return self.page(customer)
 
     def post(self, request, pk):
         customer = self.get_object()

@@ -17,7 +17,7 @@ from config.http import parse_int
 from consent.services import REMINDER_EMAIL, consent_given
 from customers.models import ContactPerson, Customer
 from customers.selectors import visible_customers
-from customers.views import CustomerMixin
+from customers.views import CustomerMixin, RefusedOnceAnonymised
 from documents import emails, links
 from documents.models import CustomerLink, Document, OutgoingEmail
 from security.audit import record
@@ -102,8 +102,9 @@ class SendLinkForm(forms.Form):
         return cleaned
 
 
-class CustomerDocumentsView(CustomerMixin, View):
+class CustomerDocumentsView(RefusedOnceAnonymised, CustomerMixin, View):
     tab = "documents"
+    refused_methods = {"POST"}  # what was sent stays listed; nothing new is sent
 
     def page(self, customer, upload=None, send=None):
         context = self.card_context(customer)
@@ -236,7 +237,7 @@ def send_links(customer, data, *, actor, request):
     return len(made)
 
 
-class SendReminderView(CustomerMixin, View):
+class SendReminderView(RefusedOnceAnonymised, CustomerMixin, View):
     http_method_names = ["post"]
     required_capability = Capability.EDIT_CUSTOMERS
 

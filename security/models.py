@@ -34,6 +34,11 @@ class AuditEventQuerySet(models.QuerySet):
         may name the person."""
         return models.QuerySet.update(self, target_label="Anonym", data={})
 
+    def erase_visitor_addresses(self):
+        """With `erase_personal_data`: the address of events no user did (a customer acting
+        through a link), which is the customer's personal data. Staff addresses stay."""
+        return models.QuerySet.update(self.filter(actor__isnull=True), ip=None)
+
     def visible_to(self, tenancy):
         """Events an admin of the current entity may see: the entity's own events, its
         members' sign-ins, and -- for main admins -- the multi-entity access's events."""

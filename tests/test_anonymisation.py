@@ -412,6 +412,106 @@ def test_anonymisation_is_irreversible(world, client, rich):
         assert Customer.objects.get(pk=rich.pk).name == "Anonym"
 
 
+def test_what_the_customer_wrote_and_was_sent_is_erased_too(world, client, rich):
+    from django.core.files.base import ContentFile
+
+    from documents.models import Document, InvoiceAction, OutgoingEmail
+
+    entity = world.a
+    with system_code():
+        kari = ContactPerson.objects.get(customer=rich, name="Kari Nordmann")
+        first = Invoice.objects.get(customer=rich, number="F-1001")
+        InvoiceAction.objects.create(
+            entity=entity,
+            invoice=first,
+            kind=InvoiceAction.Kind.DISPUTE,
+            comment="Call Kari Nordmann on +47 99887766",
+        )
+        common = {"entity": entity, "customer": rich, "contact": kari, "to": kari.email}
+        sent = OutgoingEmail.objects.create(
+            **common,
+            subject="Reminder for Fjellvik",
+            text_body="Hello Kari Nordmann",
+            html_body="<p>Hello Kari Nordmann</p>",
+            status=OutgoingEmail.Status.SENT,
+        )
+        queued = OutgoingEmail.objects.create(
+            **common, subject="Documents", text_body="Hello Kari", html_body="<p>Hi</p>"
+        )
+        pdf = Document(
+            entity=entity,
+            customer=rich,
+            invoice=first,
+            kind=Document.Kind.INVOICE,
+            original_name="Faktura Kari Nordmann privat.pdf",
+            content_type="application/pdf",
+            size=9,
+            sha256="0" * 64,
+        )
+        pdf.file.save("invoice", ContentFile(b"%PDF-1.4\n"), save=False)
+        pdf.save()
+    disputed = record("invoice.disputed", entity=entity, target=rich, ip="198.51.100.77")
+    by_staff = record(
+        "customer.updated", actor=world.users[Role.ADMIN], entity=entity, target=rich, ip="10.0.0.5"
+    )
+
+    work_in(client, world.users[Role.ADMIN], world.a)
+    assert client.post(url(rich), {"confirm_number": NUMBER}).status_code == 302
+
+    with system_code():
+        assert InvoiceAction.objects.get(invoice=first).comment == ""
+        for email in OutgoingEmail.objects.filter(customer=rich):
+            assert (email.to, email.subject, email.text_body, email.html_body) == (
+                "",
+                "Anonym",
+                "",
+                "",
+            )
+        assert OutgoingEmail.objects.get(pk=sent.pk).status == OutgoingEmail.Status.SENT
+        assert OutgoingEmail.objects.get(pk=queued.pk).status == OutgoingEmail.Status.SKIPPED
+        kept = Document.objects.get(pk=pdf.pk)
+        assert kept.original_name == "invoice-F-1001.pdf"
+        assert kept.file.read().startswith(b"%PDF")  # the invoice itself is kept
+    assert AuditEvent.objects.get(pk=disputed.pk).ip is None  # the customer's address
+    assert AuditEvent.objects.get(pk=by_staff.pk).ip == "10.0.0.5"  # the staff member's
+    for tab in ("documents", "invoices"):
+        page = client.get(f"/customers/{rich.pk}/{tab}/").content.decode()
+        for erased in ("Kari", "99887766", "fjellvik.example", "privat.pdf"):
+            assert erased not in page, (tab, erased)
+
+
+def test_an_anonymised_customer_cannot_be_filled_in_or_sent_anything(world, client, rich):
+    work_in(client, world.users[Role.ADMIN], world.a)
+    assert client.post(url(rich), {"confirm_number": NUMBER}).status_code == 302
+    with system_code():
+        contact = ContactPerson.objects.filter(customer=rich).first()
+    before = snapshot(rich)
+    card = client.get(f"/customers/{rich.pk}/").content.decode()
+    assert "Anonymised on" in card
+    assert "Edit customer" not in card and ">Anonymise<" not in card
+
+    attempts = [
+        ("get", f"/customers/{rich.pk}/edit/", {}),
+        ("post", f"/customers/{rich.pk}/edit/", {"number": NUMBER, "name": "Fjellvik again"}),
+        ("get", f"/customers/{rich.pk}/contacts/new/", {}),
+        ("post", f"/customers/{rich.pk}/contacts/new/", {"name": "Kari", "email": "k@x.example"}),
+        ("post", f"/customers/contacts/{contact.pk}/edit/", {"name": "Kari Nordmann"}),
+        ("post", f"/customers/{rich.pk}/secrets/", {"title": "New", "body": "Kari's plan"}),
+        ("post", f"/customers/{rich.pk}/documents/", {"action": "send", "what": "interactive"}),
+        ("post", f"/customers/{rich.pk}/reminder/", {"contact": contact.pk}),
+    ]
+    for method, path, data in attempts:
+        response = getattr(client, method)(path, data, follow=True)
+        assert response.redirect_chain[-1][0] == f"/customers/{rich.pk}/", path
+        assert "This customer is anonymised" in response.content.decode(), path
+    assert snapshot(rich) == before
+    # Looking stays possible.
+    for tab in ("contacts", "invoices", "documents", "secrets", "history"):
+        assert client.get(f"/customers/{rich.pk}/{tab}/").status_code == 200, tab
+    again = client.get(url(rich), follow=True)
+    assert "This customer is already anonymised." in again.content.decode()
+
+
 def test_an_anonymised_customer_gets_no_new_invoices(world, rich):
     with tenant_scope(world.a):
         anonymise(rich.pk, confirmation=NUMBER, actor=None)

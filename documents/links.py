@@ -94,6 +94,9 @@ def validity(link):
     return timedelta(days=days)
 
 
+EXPIRED = "This link has expired."
+
+
 def problem_with(link, now):
     """Why a link cannot be used now, as a sentence, or None when it can."""
     if link.customer.anonymised_at is not None:
@@ -103,7 +106,7 @@ def problem_with(link, now):
     if link.kind == Kind.DOCUMENT and link.document_id is None:
         return "This document is no longer available."
     if now >= link.created_at + validity(link):
-        return "This link has expired."
+        return EXPIRED
     if link.max_uses is not None and link.uses >= link.max_uses:
         return "This link has been used as many times as it allows."
     return None
@@ -264,6 +267,22 @@ def status_of(link, now):
 
 def url_for(request, token):
     return request.build_absolute_uri(reverse("customer-link", args=[token]))
+
+
+def renewable(link, now):
+    """Whether the customer may have a fresh link like `link` emailed to the address on
+    file: only for a link whose time ran out. A withdrawn or used-up link stays so (staff
+    decided), a deleted document or an anonymised customer has nothing to link to, and
+    the contact must consent to email, as when staff send links."""
+    from accounts.tenancy import tenant_scope
+    from consent.services import REMINDER_EMAIL, consent_given
+
+    if not (link.contact_id and link.contact.email) or problem_with(link, now) != EXPIRED:
+        return False
+    if link.max_uses is not None and link.uses >= link.max_uses:
+        return False
+    with tenant_scope(link.entity):
+        return consent_given(link.contact, REMINDER_EMAIL)[0]
 
 
 def may_renew(link, now):

@@ -61,9 +61,7 @@ class LinkView(View):
     credential, and no-referrer makes browsers post `Origin: null`."""
 
     def dead(self, request, message, link=None):
-        can_renew = bool(
-            link and link.contact_id and link.contact.email and not link.customer.anonymised_at
-        )
+        can_renew = link is not None and links.renewable(link, timezone.now())
         return private(
             render(
                 request,
@@ -263,16 +261,11 @@ class RenewLinkView(LinkView):
 
     def post(self, request, token):
         link = links.find(token)
-        if (
-            link is None
-            or not link.contact_id
-            or not link.contact.email
-            or link.customer.anonymised_at
-        ):
+        now = timezone.now()
+        if link is None or not links.renewable(link, now):
             return self.dead(
                 request, "No new link can be sent for this one. Ask the company that sent it."
             )
-        now = timezone.now()
         if not links.may_renew(link, now):
             return private(
                 render(

@@ -93,6 +93,8 @@ class Book:
         self.paid = make_invoice(self.customer, "F-1000", "200.00", paid="200.00")
         self.others_invoice = make_invoice(self.other, "F-2001", "300.00")
         self.strangers_invoice = make_invoice(self.stranger, "F-9001", "900.00")
+        # Kari takes invoices by email, as a contact who is sent links does.
+        grant_email_consent(self.kari)
 
     def editor(self, client, role=Role.COLLECTOR):
         return work_in(client, self.world.users[role], self.entity)
@@ -791,11 +793,13 @@ USED_UP = "This link has been used as many times as it allows."
 # (rule, how the link breaks it, when it is opened, the page's message, renew button)
 RULES = [
     ("anonymised", anonymise_customer, timedelta(0), "This link is no longer valid.", False),
-    ("withdrawn", lambda book, link: revoke(link), timedelta(0), "This link was withdrawn.", True),
-    ("deleted", delete_document, timedelta(0), "This document is no longer available.", True),
+    # Only a link whose time ran out offers a fresh one: staff withdrew or limited the
+    # others, and a deleted document has nothing to link to.
+    ("withdrawn", lambda book, link: revoke(link), timedelta(0), "This link was withdrawn.", False),
+    ("deleted", delete_document, timedelta(0), "This document is no longer available.", False),
     ("entity-days", entity_days(12), timedelta(days=12), "This link has expired.", True),
     ("default-days", no_settings_row, timedelta(days=90), "This link has expired.", True),
-    ("used-up", use_up, timedelta(0), USED_UP, True),
+    ("used-up", use_up, timedelta(0), USED_UP, False),
 ]
 
 
@@ -1133,6 +1137,48 @@ def test_renewal_of_an_unknown_token_or_a_link_without_contact_sends_nothing(
     assert client.get(url("x", "renew")).status_code == 302
 
 
+def withdraw_email_consent(book, link):
+    grant_email_consent(book.kari, granted=False)
+
+
+def withdraw_link(book, link):
+    revoke(link)
+
+
+def use_it_up(book, link):
+    with system_code():
+        CustomerLink.objects.filter(pk=link.pk).update(max_uses=1, uses=1)
+
+
+def delete_its_document(book, link):
+    with system_code():
+        Document.objects.filter(pk=link.document_id).delete()
+
+
+@pytest.mark.parametrize(
+    "undo", [withdraw_email_consent, withdraw_link, use_it_up, delete_its_document]
+)
+def test_no_new_link_where_staff_would_not_send_one(
+    client, book, django_capture_on_commit_callbacks, undo
+):
+    """Asking for a fresh link must not undo a withdrawal, a use limit or a withdrawn
+    consent, nor loop on a document that is gone."""
+    link, token = expired_document_link(book, max_uses=5)
+    undo(book, link)
+
+    dead = client.get(url(token))
+    assert dead.status_code == 410
+    assert "Email me a new link" not in dead.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = client.post(url(token, "renew"))
+
+    assert refused.status_code == 410
+    assert "No new link can be sent for this one." in refused.content.decode()
+    assert mail.outbox == []
+    with system_code():
+        assert CustomerLink.objects.filter(customer=book.customer).count() == 1
+
+
 def test_no_new_link_for_an_anonymised_customer(client, book, django_capture_on_commit_callbacks):
     with time_machine.travel(NOW - timedelta(days=100), tick=False):
         _, token = make_link(book.customer, CustomerLink.Kind.INTERACTIVE, contact=book.kari)
@@ -1196,14 +1242,14 @@ def test_the_documents_tab_lists_links_with_status_and_uses(client, book):
     assert "Havbris" not in html
 
 
-def grant_email_consent(contact):
+def grant_email_consent(contact, granted=True):
     from accounts.tenancy import tenant_scope
     from consent.models import ConsentSource
     from consent.services import REMINDER_EMAIL, purposes_for, set_consents
 
     with tenant_scope(contact.entity):
         purpose = next(p for p in purposes_for(contact.entity) if p.code == REMINDER_EMAIL)
-        set_consents(contact, {purpose: True}, source=ConsentSource.STAFF)
+        set_consents(contact, {purpose: granted}, source=ConsentSource.STAFF)
 
 
 def test_staff_email_a_document_link(client, book, django_capture_on_commit_callbacks):
@@ -1246,6 +1292,7 @@ def test_staff_email_a_document_link(client, book, django_capture_on_commit_call
 
 
 def test_links_are_not_emailed_without_consent(client, book):
+    grant_email_consent(book.kari, granted=False)
     document = add_document(book.customer, name="contract.pdf")
     book.editor(client)
     response = client.post(

@@ -4,6 +4,7 @@ customer's own self-service page (no account; a signed link)."""
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -312,6 +313,11 @@ class SelfServiceView(View):
                 context["fields"] = consent_fields(purposes, answers, posted, seen)
         context.update(saved=saved, notice=notice)
         return private(render(request, self.template_name, context))
+
+    def head(self, request, token):
+        """A link checker's HEAD: whether the link works, without counting or logging a use."""
+        _, problem = self.resolve(token)
+        return self.dead(request, problem) if problem else private(HttpResponse())
 
     def get(self, request, token):
         link, problem = self.resolve(token)

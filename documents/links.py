@@ -169,6 +169,19 @@ def use(link, *, ip, user_agent, now):
     return True
 
 
+def log_view(link, *, ip, user_agent, now):
+    """Log an access that spends no use (the customer's page opened)."""
+    with system_code():
+        LinkUse.objects.create(
+            entity_id=link.entity_id,
+            link=link,
+            used_at=now,
+            ip=ip,
+            user_agent=(user_agent or "")[:300],
+            counted=False,
+        )
+
+
 @dataclass(frozen=True)
 class Download:
     """A document download whose use is counted and logged: what its answer needs."""

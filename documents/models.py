@@ -100,6 +100,9 @@ class LinkUse(models.Model):
     used_at = models.DateTimeField(default=timezone.now)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # False for an access that spends no use: the customer's page opened, which they come
+    # back to after each action. (db_default: the one-statement paths insert without it.)
+    counted = models.BooleanField(default=True, db_default=True)
 
     objects = TenantManager()
 

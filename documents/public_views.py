@@ -9,7 +9,7 @@ import logging
 
 from django import forms
 from django.db import transaction
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -80,6 +80,13 @@ class LinkView(View):
             return None, self.dead(request, problem, link)
         return link, None
 
+    def head(self, request, token, *args, **kwargs):
+        """Mail scanners and link previews check links with HEAD: say whether this one
+        works, without counting a use (a one-use link would be spent before the customer
+        clicks) or logging an access."""
+        link, answer = self.usable(request, token)
+        return answer or private(HttpResponse())
+
     def get(self, request, token):
         # The common case first: a usable document link, checked, counted and logged by
         # one statement. It makes no ORM query, so it needs no tenant scope.
@@ -98,6 +105,10 @@ class LinkView(View):
             return answer
         now = timezone.now()
         if link.kind == Kind.INTERACTIVE:
+            # Every opening is logged; only actions and downloads spend uses.
+            links.log_view(
+                link, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=now
+            )
             return self.interactive_page(request, link)
         if link.kind == Kind.CONSENT:
             # A consent link's own address is /c/<token>/; that page counts its use.

@@ -19,7 +19,7 @@ from customers.models import ContactPerson, Customer
 from customers.selectors import visible_customers
 from customers.views import CustomerMixin, RefusedOnceAnonymised
 from documents import emails, links
-from documents.models import CustomerLink, Document, OutgoingEmail
+from documents.models import CustomerLink, Document, LinkUse, OutgoingEmail
 from security.audit import record
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -311,6 +311,35 @@ class LinkRevokeView(ScopedObjectMixin, View):
         links.revoke(link, actor=request.user, request=request)
         messages.success(request, "The link was withdrawn.")
         return redirect("customer-documents", pk=link.customer_id)
+
+
+class LinkAccessView(ScopedObjectMixin, View):
+    """Every access to one link: when, from which address and browser, and whether it
+    spent a use. (The latest 200; the count is of all.)"""
+
+    model = CustomerLink
+    required_capability = Capability.VIEW_CUSTOMERS
+    shown = 200
+
+    def get_scoped_queryset(self):
+        return CustomerLink.objects.filter(
+            customer__in=visible_customers(self.request)
+        ).select_related("customer", "contact", "document", "invoice")
+
+    def get(self, request, pk):
+        link = self.get_object()
+        accesses = LinkUse.objects.filter(link=link)
+        return render(
+            request,
+            "documents/link_accesses.html",
+            {
+                "link": link,
+                "customer": link.customer,
+                "accesses": accesses[: self.shown],
+                "total": accesses.count(),
+                "shown": self.shown,
+            },
+        )
 
 
 class ReminderPreviewView(MemberRequiredMixin, View):

@@ -29,6 +29,11 @@ urlpatterns = [
         "customers/links/<int:pk>/revoke/", staff_views.LinkRevokeView.as_view(), name="link-revoke"
     ),
     path(
+        "customers/links/<int:pk>/accesses/",
+        staff_views.LinkAccessView.as_view(),
+        name="link-accesses",
+    ),
+    path(
         "settings/reminder-preview/",
         staff_views.ReminderPreviewView.as_view(),
         name="reminder-preview",

@@ -1137,6 +1137,55 @@ def test_renewal_of_an_unknown_token_or_a_link_without_contact_sends_nothing(
     assert client.get(url("x", "renew")).status_code == 302
 
 
+@pytest.mark.parametrize(
+    "kind", [CustomerLink.Kind.DOCUMENT, CustomerLink.Kind.INTERACTIVE, CustomerLink.Kind.CONSENT]
+)
+def test_a_link_checkers_head_request_spends_no_use(client, book, kind):
+    """Mail scanners and previews send HEAD before the customer clicks."""
+    fields = {"document": add_document(book.customer)} if kind == CustomerLink.Kind.DOCUMENT else {}
+    link, token = make_link(book.customer, kind, contact=book.kari, max_uses=1, **fields)
+    path = f"/c/{token}/" if kind == CustomerLink.Kind.CONSENT else url(token)
+
+    for _ in range(3):
+        checked = client.head(path)
+        assert checked.status_code == 200
+        assert_private(checked)
+    assert fresh(link).uses == 0
+    assert uses_of(link) == []
+    if kind == CustomerLink.Kind.INTERACTIVE:
+        # The page is opened as often as the customer likes: each time logged, never spent.
+        for _ in range(2):
+            assert client.get(path).status_code == 200
+        assert fresh(link).uses == 0
+        assert [use.counted for use in uses_of(link)] == [False, False]
+        pdf = f"/l/{token}/invoices/{book.open1.pk}/pdf/"
+        assert client.head(pdf).status_code == 200
+        assert client.get(pdf).status_code == 200  # a download spends the one use
+        assert client.head(pdf).status_code == 410
+    else:
+        assert client.get(path).status_code == 200  # the customer's click still works
+        assert client.head(path).status_code == 410  # and afterwards it says it is spent
+    assert fresh(link).uses == 1
+
+
+def test_staff_read_the_access_log_of_a_link(client, book):
+    link, token = make_link(book.customer, CustomerLink.Kind.INTERACTIVE, contact=book.kari)
+    Client().get(url(token), REMOTE_ADDR="198.51.100.7", HTTP_USER_AGENT="Mozilla/5.0 Test")
+    book.editor(client)
+
+    tab = client.get(f"/customers/{book.customer.pk}/documents/").content.decode()
+    assert f'href="/customers/links/{link.pk}/accesses/"' in tab
+    page = client.get(f"/customers/links/{link.pk}/accesses/")
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "198.51.100.7" in content and "Mozilla/5.0 Test" in content
+    assert "No (page opened)" in content
+    assert "1 access. Opening the customer's page is logged but spends no use" in content
+    # Another entity's admin, or someone who cannot see the customer, gets nothing.
+    outsider = work_in(Client(), book.world.outsider, book.world.c)
+    assert outsider.get(f"/customers/links/{link.pk}/accesses/").status_code == 404
+
+
 def withdraw_email_consent(book, link):
     grant_email_consent(book.kari, granted=False)
 
@@ -1232,12 +1281,15 @@ def test_the_documents_tab_lists_links_with_status_and_uses(client, book):
     rows = row_texts(html.split("<h2>Links</h2>", 1)[1])
     body = [r for r in rows if not r.startswith("Made")]
     assert len(body) == 4
-    assert any("Invoice PDF F-1001 Kari Nordmann 1 / 3 Active" in r for r in body), body
-    assert any("Document: contract.pdf — 0 This link was withdrawn." in r for r in body), body
+    assert any("Invoice PDF F-1001 Kari Nordmann 1 / 3 Access log Active" in r for r in body), body
     assert any(
-        "Customer page Kari Nordmann 1 / 1 This link has been used as many times" in r for r in body
+        "Document: contract.pdf — 0 Access log This link was withdrawn." in r for r in body
     ), body
-    assert any("Invoice PDF F-1002 — 0 This link has expired." in r for r in body), body
+    assert any(
+        "Customer page Kari Nordmann 1 / 1 Access log This link has been used as many times" in r
+        for r in body
+    ), body
+    assert any("Invoice PDF F-1002 — 0 Access log This link has expired." in r for r in body), body
     # Another customer's link is not on this card.
     assert "Havbris" not in html
 
@@ -1341,7 +1393,7 @@ def dispute(client, token, invoice, comment):
     )
 
 
-def test_the_page_shows_open_invoices_and_a_get_changes_nothing(client, book, page):
+def test_the_page_shows_open_invoices_and_a_get_only_logs_the_access(client, book, page):
     link, token = page
     with system_code():
         before = (
@@ -1370,7 +1422,8 @@ def test_the_page_shows_open_invoices_and_a_get_changes_nothing(client, book, pa
             AuditEvent.objects.count(),
             OutgoingEmail.objects.count(),
         )
-    assert after == before
+    assert after == (before[0], before[1] + 1, before[2], before[3])
+    assert [use.counted for use in uses_of(link)] == [False]  # logged, no use spent
     assert fresh(link).uses == 0
 
 

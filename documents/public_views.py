@@ -6,6 +6,7 @@ page and a button that emails a fresh link to the contact's address on file.
 """
 
 import logging
+from datetime import timedelta
 
 from django import forms
 from django.db import transaction
@@ -33,6 +34,16 @@ def safe_filename(name, fallback="document.pdf"):
     return kept[:100] or fallback
 
 
+PROMISE_HORIZON = timedelta(days=365)
+
+
+def open_invoice(customer, invoice_id):
+    """One invoice the customer's page shows (still outstanding), or None: paid ones get
+    no promises, disputes or PDFs through the page."""
+    invoice = customer.invoices.filter(pk=parse_int(invoice_id)).first()
+    return invoice if invoice is not None and invoice.outstanding > 0 else None
+
+
 class PromiseForm(forms.Form):
     invoice = forms.IntegerField(widget=forms.HiddenInput)
     promised_on = forms.DateField(
@@ -41,8 +52,13 @@ class PromiseForm(forms.Form):
 
     def clean_promised_on(self):
         day = self.cleaned_data["promised_on"]
-        if day < timezone.localdate():
+        today = timezone.localdate()
+        if day < today:
             raise forms.ValidationError("Choose today or a later date.")
+        if day > today + PROMISE_HORIZON:
+            raise forms.ValidationError(
+                "Choose a date within a year; for a longer plan, contact us in a dispute note."
+            )
         return day
 
 
@@ -178,9 +194,7 @@ class LinkView(View):
             raise Http404("Nothing to submit here.")
         action = request.POST.get("action")
         with tenant_scope(link.entity):
-            invoice = link.customer.invoices.filter(
-                pk=parse_int(request.POST.get("invoice_id"))
-            ).first()
+            invoice = open_invoice(link.customer, request.POST.get("invoice_id"))
             if invoice is None:
                 return self.interactive_page(request, link)
             prefix = f"{'p' if action == 'promise' else 'd'}{invoice.pk}"
@@ -252,7 +266,7 @@ class InteractiveInvoicePdfView(LinkView):
         if link.kind != Kind.INTERACTIVE:
             raise Http404("Not a customer page link.")
         with tenant_scope(link.entity):
-            invoice = link.customer.invoices.filter(pk=invoice_id).first()
+            invoice = open_invoice(link.customer, invoice_id)
             if invoice is None:
                 raise Http404("No such invoice on this page.")
             links.use(

@@ -90,6 +90,7 @@ class SendLinkForm(forms.Form):
 
     def __init__(self, *args, customer, **kwargs):
         super().__init__(*args, **kwargs)
+        self.customer = customer
         self.fields["document"].queryset = customer.documents.all()
         self.fields["contact"].queryset = ContactPerson.objects.filter(customer=customer).exclude(
             email=""
@@ -99,6 +100,10 @@ class SendLinkForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("what") == "document" and not cleaned.get("document"):
             self.add_error("document", "Choose the document to link to.")
+        if cleaned.get("what") == "invoices" and not emails.open_invoices(self.customer):
+            self.add_error(
+                "what", "The customer has no open invoices, so there is nothing to send."
+            )
         return cleaned
 
 

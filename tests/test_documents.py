@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
@@ -1477,6 +1478,47 @@ def test_a_promise_for_today_is_accepted_and_a_past_date_refused(client, book, p
     assert today.status_code == 302
     with system_code():
         assert InvoiceAction.objects.get().promised_on == date(2026, 6, 1)
+
+
+def test_a_promise_more_than_a_year_ahead_is_refused(client, book, page):
+    _, token = page
+    with time_machine.travel(NOW, tick=False):  # 2026-06-01
+        for day in (date(2027, 6, 2), "9999-12-31"):
+            far = promise(client, token, book.open1, day)
+            assert far.status_code == 200
+            assert "Choose a date within a year" in far.content.decode()
+        assert promise(client, token, book.open1, date(2027, 6, 1)).status_code == 302
+    with system_code():
+        assert [a.promised_on for a in InvoiceAction.objects.all()] == [date(2027, 6, 1)]
+
+
+def test_the_page_takes_no_action_on_and_serves_no_pdf_of_a_paid_invoice(client, book, page):
+    link, token = page
+    assert dispute(client, token, book.paid, "Hidden dispute").status_code == 200
+    assert promise(client, token, book.paid, date(2099, 1, 1)).status_code == 200
+    with system_code():
+        assert not InvoiceAction.objects.exists()
+    assert client.get(f"/l/{token}/invoices/{book.paid.pk}/pdf/").status_code == 404
+    assert client.get(f"/l/{token}/invoices/{book.open1.pk}/pdf/").status_code == 200
+    assert fresh(link).uses == 1  # only the open invoice's PDF spent a use
+
+
+def test_no_invoice_pdf_links_are_sent_when_nothing_is_open(client, book):
+    with system_code():
+        Invoice.objects.filter(customer=book.customer).update(amount_paid=F("amount"))
+    book.editor(client)
+    response = client.post(
+        f"/customers/{book.customer.pk}/documents/",
+        {"action": "links", "what": "invoices", "contact": book.kari.pk},
+    )
+    assert response.status_code == 200
+    assert "The customer has no open invoices, so there is nothing to send." in (
+        response.content.decode()
+    )
+    assert mail.outbox == []
+    with system_code():
+        assert not CustomerLink.objects.exists()
+        assert not OutgoingEmail.objects.exists()
 
 
 def test_a_dispute_needs_a_comment_and_is_shown_to_staff(client, book, page):

@@ -1,6 +1,7 @@
 """Writes to customers, contacts, assignments, secrets and access groups; each audited."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from customers.models import CustomerAssignment, Secret
 from security.audit import record
@@ -41,15 +42,25 @@ def save_contact(form, customer, *, actor, request):
     contact = form.save(commit=False)
     contact.customer = customer
     contact.entity = customer.entity
-    contact.save()
-    record(
-        "customer.contact.created" if creating else "customer.contact.updated",
-        actor=actor,
-        entity=customer.entity,
-        target=customer,
-        request=request,
-        data={"contact": contact.pk, "fields": form.changed_data},
-    )
+    with transaction.atomic():
+        contact.save()
+        withdrawn = 0
+        if not creating and "email" in form.changed_data:
+            # Links emailed to the old address must not keep working for whoever reads it.
+            from documents.models import CustomerLink
+
+            withdrawn = CustomerLink.objects.filter(
+                contact=contact, revoked_at__isnull=True
+            ).update(revoked_at=timezone.now())
+        record(
+            "customer.contact.created" if creating else "customer.contact.updated",
+            actor=actor,
+            entity=customer.entity,
+            target=customer,
+            request=request,
+            data={"contact": contact.pk, "fields": form.changed_data, "links_withdrawn": withdrawn},
+        )
+    contact.links_withdrawn = withdrawn
     return contact
 
 

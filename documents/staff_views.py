@@ -353,7 +353,11 @@ class ReminderPreviewView(MemberRequiredMixin, View):
     required_capability = Capability.EDIT_CUSTOMERS
 
     def get(self, request):
-        customer = visible_customers(request).filter(contacts__isnull=False).first()
+        customer = (
+            visible_customers(request)
+            .filter(contacts__isnull=False, anonymised_at__isnull=True)
+            .first()
+        )
         if customer is None:
             return render(request, "documents/reminder_preview.html", {"missing": True})
         contact = customer.contacts.first()

@@ -1187,6 +1187,31 @@ def test_staff_read_the_access_log_of_a_link(client, book):
     assert outsider.get(f"/customers/links/{link.pk}/accesses/").status_code == 404
 
 
+def test_changing_a_contacts_email_withdraws_the_links_sent_to_the_old_one(client, book):
+    _, page_token = make_link(book.customer, CustomerLink.Kind.INTERACTIVE, contact=book.kari)
+    with system_code():
+        from consent.services import make_link_token
+
+        consent_token = make_link_token(book.kari)
+    book.editor(client)
+    edit = f"/customers/contacts/{book.kari.pk}/edit/"
+
+    typo = client.post(edit, {"name": "Kari Nordmann-Berg", "email": "not an address"})
+    assert typo.status_code == 200
+    assert "<h1>Edit Kari Nordmann</h1>" in typo.content.decode()  # not the unsaved name
+    assert Client().get(url(page_token)).status_code == 200
+
+    same = client.post(edit, {"name": "Kari N.", "email": "kari@fjellvik.example"}, follow=True)
+    assert "The contact was saved." in same.content.decode()
+    assert "link(s) sent to the old one" not in same.content.decode()
+    assert Client().get(url(page_token)).status_code == 200
+
+    moved = client.post(edit, {"name": "Kari N.", "email": "kari@newjob.example"}, follow=True)
+    assert "The new email address ends 2 link(s) sent to the old one" in moved.content.decode()
+    assert Client().get(url(page_token)).status_code == 410
+    assert Client().get(f"/c/{consent_token}/").status_code == 410
+
+
 def withdraw_email_consent(book, link):
     grant_email_consent(book.kari, granted=False)
 

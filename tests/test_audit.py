@@ -77,6 +77,28 @@ def test_opening_the_logout_address_asks_instead_of_signing_out(world, client):
     assert client.get("/accounts/logout/")["Location"] == "/accounts/login/"
 
 
+def test_event_details_read_as_sentences_not_python(world, client):
+    event = record(
+        "security.settings.changed",
+        entity=world.a,
+        data={
+            "level": "entity-level",
+            "changes": {
+                "require_2fa": [False, True],
+                "password_max_age_days": [None, 60],
+                "restricted_roles": [["collector"], ["collector", "sales"]],
+            },
+        },
+    )
+    page = work_in(client, world.users[Role.ADMIN], world.a).get(f"/audit/{event.pk}/")
+    content = page.content.decode()
+    assert "<dt>require 2fa</dt><dd>off → on</dd>" in content
+    assert "<dt>password max age days</dt><dd>not set → 60</dd>" in content
+    assert "<dt>restricted roles</dt><dd>collector → collector, sales</dd>" in content
+    assert "<dt>level</dt><dd>entity-level</dd>" in content
+    assert "[" not in content.split("<h2>Details</h2>")[1].split("</dl>")[0]
+
+
 def test_the_log_cannot_be_changed_or_deleted(world):
     event = record("test.event", entity=world.a)
     event.action = "tampered"

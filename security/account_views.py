@@ -87,6 +87,9 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
                 "secret": twofactor.secret_text(device),
                 "form": form,
                 "already": twofactor.has_second_factor(request.user),
+                # Sent here by the sign-in gate: the way out is logging out.
+                "required": request.security_policy.require_2fa.value
+                and not request.user.is_verified(),
             },
             status=status,
         )

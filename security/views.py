@@ -61,7 +61,7 @@ class AuditExportView(AuditAccessMixin, MemberRequiredMixin, TemplateView):
             page = Paginator(events, 50).get_page(1)
             return self.render_to_response(self.get_context_data(form=form, page=page))
         writer = csv.writer(_Echo())
-        header = ["time", "actor", "action", "entity", "target", "ip", "data"]
+        header = ["time (UTC)", "actor", "action", "entity", "target", "ip", "data"]
 
         def rows():
             yield writer.writerow(header)

@@ -196,7 +196,7 @@ def test_the_csv_export_holds_the_filtered_visible_events_and_defuses_formulas(w
     assert response["Content-Type"].startswith("text/csv")
     assert 'filename="audit-acme-norge.csv"' in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["time", "actor", "action", "entity", "target", "ip", "data"]
+    assert rows[0] == ["time (UTC)", "actor", "action", "entity", "target", "ip", "data"]
     assert [row[2] for row in rows[1:]] == ["mine.event"]
     assert rows[1][4] == '\'=HYPERLINK("http://evil")'
 

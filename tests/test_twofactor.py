@@ -161,7 +161,9 @@ def test_the_setup_page_shows_an_inline_qr_code_and_the_key(world, client):
     content = text(response)
     device = pending_device(user)
 
-    svg = re.search(r'<div class="qr">\s*(<svg.*?</svg>)\s*</div>', content, re.S)
+    svg = re.search(
+        r'<div class="qr" role="img" aria-label="[^"]+">\s*(<svg.*?</svg>)\s*</div>', content, re.S
+    )
     assert svg, "no inline <svg> QR code"
     assert "<path" in svg.group(1)
     # Drawn here: no image, no script, no link to a QR service or anything else.
@@ -179,6 +181,9 @@ def test_the_setup_page_shows_an_inline_qr_code_and_the_key(world, client):
     assert not device.confirmed
     assert not twofactor.has_second_factor(user)
     assert not BackupCodeDevice.objects.filter(user=user).exists()
+    # Set up by choice: the way back is to the account page, not out.
+    assert '<a href="/account/security/">Cancel</a>' in content
+    assert "Log out instead" not in content
 
 
 def test_a_wrong_code_leaves_the_authenticator_off(world, client, clock):
@@ -668,6 +673,7 @@ def test_a_required_user_without_an_authenticator_must_enrol_first(required, cli
     page = client.get("/", follow=True)
     assert page.redirect_chain == [(SETUP, 302)]
     assert SETUP_REQUIRED in text(page)
+    assert "Log out instead" in text(page) and ">Cancel</a>" not in text(page)
 
     response = client.post(SETUP, {"code": code_at(pending_device(user))})
 

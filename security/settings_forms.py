@@ -4,7 +4,7 @@ from django import forms
 from django.core.validators import MinValueValidator
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
-from security.models import SecurityPolicy
+from security.models import CodeRecipient, SecurityPolicy
 from security.policy import looser_than_inherited
 
 # Only settings the product enforces are editable: a switch that does nothing would give
@@ -107,6 +107,18 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
                     )
                     if problem:
                         self.add_error(name, problem)
+            inherited = self.inherited
+            if (
+                inherited.ip_allowlist_enabled
+                and inherited.ip_code_recipient == CodeRecipient.ADMINS
+                and cleaned.get("ip_code_recipient") == CodeRecipient.USER
+            ):
+                # Any allowlist that sends codes to the administrators wins (security.policy).
+                self.add_error(
+                    "ip_code_recipient",
+                    "The multi-level allowlist sends validation codes to the administrators; "
+                    "this entity can only do the same.",
+                )
         return cleaned
 
     def clean_restricted_roles(self):

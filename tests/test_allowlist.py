@@ -360,7 +360,13 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_checked(office_only, cl
 
 
 def settings_form(**values):
-    data = {"password_max_age_days": "", "inactivity_limit_months": "", "ip_code_recipient": "user"}
+    data = {
+        "password_max_age_days": "",
+        "inactivity_limit_months": "",
+        "ip_code_recipient": "user",
+        "interactive_link_days": "30",
+        "document_link_days": "90",
+    }
     data.update(values)
     return data
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
-from security.models import AuditEvent, SecurityPolicy
+from security.models import AllowedNetwork, AuditEvent, SecurityPolicy
 from tests.conftest import work_in
 
 ENTITY_URL = "/settings/security/"
@@ -179,6 +179,26 @@ def test_an_entity_cannot_save_looser_than_the_multi_level(world, client):
         ENTITY_URL, entity_form(password_max_age_days="20", inactivity_limit_months="6")
     )
     assert ok.status_code == 302
+
+
+@pytest.mark.parametrize("group_allowlist_on", [True, False])
+def test_an_entity_cannot_send_codes_to_the_user_when_the_multi_level_list_says_admins(
+    world, client, group_allowlist_on
+):
+    group_policy = SecurityPolicy.objects.create(
+        group=world.group, ip_allowlist_enabled=group_allowlist_on, ip_code_recipient="admins"
+    )
+    AllowedNetwork.objects.create(policy=group_policy, network="127.0.0.0/8", label="Test")
+    work_in(client, world.users[Role.ADMIN], world.a)
+    response = client.post(ENTITY_URL, entity_form(ip_code_recipient="user"))
+    refused = "The multi-level allowlist sends validation codes to the administrators"
+    if group_allowlist_on:
+        assert response.status_code == 200
+        assert refused in response.content.decode()
+        assert not SecurityPolicy.objects.filter(entity=world.a, ip_code_recipient="user").exists()
+    else:  # the multi-level list is off: the entity's own list decides for itself
+        assert response.status_code == 302
+        assert SecurityPolicy.objects.get(entity=world.a).ip_code_recipient == "user"
 
 
 def test_a_tightening_that_hits_users_asks_to_confirm_first(world, client):

@@ -13,7 +13,7 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
-from accounts.models import User
+from accounts.models import GroupMembership, Membership, User
 from accounts.roles import Capability, Role
 from security import allowlist, inactivity, lockouts, twofactor
 from security.audit import record
@@ -317,7 +317,16 @@ class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
                 LoginThrottle.Kind.ACCOUNT, keys=[u.email for u in users]
             )
         }
-        roles = {a.entity.pk: a for a in self.request.tenancy.accesses}
+        entity = self.request.tenancy.entity
+        # Their role here: a membership of the entity wins over the multi-entity access.
+        roles = {}
+        if entity.group_id:
+            roles.update(
+                GroupMembership.objects.filter(group_id=entity.group_id).values_list(
+                    "user_id", "role"
+                )
+            )
+        roles.update(Membership.objects.filter(entity=entity).values_list("user_id", "role"))
         with_2fa = set(
             EncryptedTOTPDevice.objects.filter(
                 user__in=[u.pk for u in users], confirmed=True
@@ -330,10 +339,11 @@ class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
                 "blocked_until": blocks.get(u.email),
                 "has_2fa": u.pk in with_2fa,
                 "manageable": u.pk in manageable,
+                "role": Role(roles[u.pk]).label if u.pk in roles else "—",
             }
             for u in users
         ]
-        return super().get_context_data(rows=rows, roles=roles, **kwargs)
+        return super().get_context_data(rows=rows, **kwargs)
 
 
 class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):

@@ -826,6 +826,7 @@ def test_an_entity_admin_cannot_reset_the_2fa_of_someone_who_also_works_elsewher
     work_in(client, admin, world.a)
 
     page = text(client.get("/settings/users/"))
+    assert "<td>Main admin</td>" in page and "<td>Guest</td>" in page  # their role here
     assert page.count("Reset 2FA") == 0  # neither row offers it
     assert page.count("an administrator of all of them can act on this account") == 2
     for person in (world.main_admin, both):

@@ -16,3 +16,19 @@ def parse_int(value):
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def ask_to_confirm(request, *, question, consequence, button, cancel_url):
+    """The page that asks before an irreversible POST is carried out; the form posts the
+    same address again with confirm=yes. None when this POST already says yes."""
+    from django.shortcuts import render
+
+    if request.POST.get("confirm") == "yes":
+        return None
+    context = {
+        "question": question,
+        "consequence": consequence,
+        "button": button,
+        "cancel_url": cancel_url,
+    }
+    return render(request, "confirm_delete.html", context)

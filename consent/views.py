@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -15,7 +16,7 @@ from django.views.generic import TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
 from accounts.tenancy import tenant_scope
-from config.http import private
+from config.http import ask_to_confirm, private
 from consent import services
 from consent.models import ConsentEvent, ConsentSource, DataProcessor, PrivacySettings
 from customers.models import ContactPerson
@@ -251,6 +252,16 @@ class ProcessorRemoveView(ScopedObjectMixin, View):
 
     def post(self, request, pk):
         processor = self.get_object()
+        ask = ask_to_confirm(
+            request,
+            question=f"Remove {processor.name}?",
+            consequence="It no longer appears among the companies you share data with, on "
+            "consent forms and on the contacts' own pages.",
+            button="Remove it",
+            cancel_url=reverse("privacy-settings"),
+        )
+        if ask:
+            return ask
         processor.delete()
         record(
             "privacy.processor.removed",

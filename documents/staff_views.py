@@ -8,12 +8,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
-from config.http import parse_int
+from config.http import ask_to_confirm, parse_int
 from consent.services import REMINDER_EMAIL, consent_given
 from customers.models import ContactPerson, Customer
 from customers.selectors import visible_customers
@@ -277,6 +278,16 @@ class DocumentDeleteView(ScopedObjectMixin, View):
     def post(self, request, pk):
         document = self.get_object()
         customer_id = document.customer_id
+        ask = ask_to_confirm(
+            request,
+            question=f"Delete {document.original_name}?",
+            consequence="The file is deleted and every link to it stops working. This cannot "
+            "be undone.",
+            button="Delete the document",
+            cancel_url=reverse("customer-documents", args=[customer_id]),
+        )
+        if ask:
+            return ask
         delete_document(document, actor=request.user, request=request)
         messages.success(request, "The document was deleted.")
         return redirect("customer-documents", pk=customer_id)

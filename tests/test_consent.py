@@ -420,7 +420,12 @@ def test_admins_add_and_remove_processors_audited(world, client, role):
     assert missing.status_code == 200
     assert "This field is required." in missing.content.decode()
 
-    removed_page = client.post(f"/settings/privacy/processors/{processor.pk}/remove/", follow=True)
+    remove = f"/settings/privacy/processors/{processor.pk}/remove/"
+    ask = client.post(remove)
+    assert "<h1>Remove Mailfabrikken AS?</h1>" in ask.content.decode()
+    with system_code():
+        assert DataProcessor.objects.exists()  # not before the second press
+    removed_page = client.post(remove, {"confirm": "yes"}, follow=True)
 
     assert "Mailfabrikken AS was removed." in removed_page.content.decode()
     with system_code():
@@ -449,7 +454,12 @@ def test_another_entitys_processor_cannot_be_removed(world, client):
     work_in(client, world.users[Role.ADMIN], world.a)
     page = client.get(PRIVACY_URL).content.decode()
     assert "Svensk Post AB" not in page
-    assert client.post(f"/settings/privacy/processors/{theirs.pk}/remove/").status_code == 404
+    assert (
+        client.post(
+            f"/settings/privacy/processors/{theirs.pk}/remove/", {"confirm": "yes"}
+        ).status_code
+        == 404
+    )
     with system_code():
         assert DataProcessor.objects.filter(pk=theirs.pk).exists()
 

@@ -327,8 +327,17 @@ def test_deleting_a_document_is_audited_removes_the_file_and_kills_its_links(
     assert client.get(url(token)).status_code == 200
     book.editor(client, Role.CREDIT_MANAGER)
 
+    # The first press asks; nothing is deleted yet.
+    ask = client.post(f"/customers/documents/{document.pk}/delete/")
+    assert ask.status_code == 200
+    assert "<h1>Delete contract.pdf?</h1>" in ask.content.decode()
+    assert 'name="confirm" value="yes"' in ask.content.decode()
+    with system_code():
+        assert Document.objects.filter(pk=document.pk).exists()
+    assert Client().get(url(token)).status_code == 200
+
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/customers/documents/{document.pk}/delete/")
+        response = client.post(f"/customers/documents/{document.pk}/delete/", {"confirm": "yes"})
 
     assert response.status_code == 302
     assert response["Location"] == f"/customers/{book.customer.pk}/documents/"
@@ -349,7 +358,7 @@ def test_the_deletion_audit_names_the_document(client, book):
     document = add_document(book.customer)
     book.editor(client)
 
-    client.post(f"/customers/documents/{document.pk}/delete/")
+    client.post(f"/customers/documents/{document.pk}/delete/", {"confirm": "yes"})
 
     [event] = audit("document.deleted", book.entity)
     assert event.data == {"document": document.pk, "kind": "supporting"}
@@ -363,7 +372,7 @@ def test_a_deleted_documents_links_stay_on_record_as_withdrawn(client, book):
     client.get(url(token), REMOTE_ADDR="203.0.113.5")
     book.editor(client)
 
-    client.post(f"/customers/documents/{document.pk}/delete/")
+    client.post(f"/customers/documents/{document.pk}/delete/", {"confirm": "yes"})
 
     with system_code():
         kept = CustomerLink.objects.filter(pk=link.pk).first()
@@ -389,7 +398,10 @@ def test_viewers_may_not_upload_delete_send_or_revoke(client, book, role):
         {"action": "links", "what": "interactive", "contact": book.kari.pk},
     )
     assert sent.status_code == 403
-    assert client.post(f"/customers/documents/{document.pk}/delete/").status_code == 403
+    assert (
+        client.post(f"/customers/documents/{document.pk}/delete/", {"confirm": "yes"}).status_code
+        == 403
+    )
     assert client.post(f"/customers/links/{link.pk}/revoke/").status_code == 403
     assert (
         client.post(f"/customers/{book.customer.pk}/reminder/", {"contact": book.kari.pk})
@@ -408,7 +420,10 @@ def test_editors_may_upload_and_delete(client, book, role):
     assert upload(client, book.customer, "f.pdf", PDF).status_code == 302
     with system_code():
         document = Document.objects.get()
-    assert client.post(f"/customers/documents/{document.pk}/delete/").status_code == 302
+    assert (
+        client.post(f"/customers/documents/{document.pk}/delete/", {"confirm": "yes"}).status_code
+        == 302
+    )
     with system_code():
         assert not Document.objects.exists()
 
@@ -419,7 +434,10 @@ def test_another_entitys_documents_and_links_are_404(client, book):
     # The main admin reaches entities a and b, never c; the outsider is admin of c only.
     work_in(client, book.world.main_admin, book.world.a)
 
-    assert client.post(f"/customers/documents/{theirs.pk}/delete/").status_code == 404
+    assert (
+        client.post(f"/customers/documents/{theirs.pk}/delete/", {"confirm": "yes"}).status_code
+        == 404
+    )
     assert client.post(f"/customers/links/{their_link.pk}/revoke/").status_code == 404
     assert client.get(f"/customers/{book.stranger.pk}/documents/").status_code == 404
     assert upload(client, book.stranger, "f.pdf", PDF).status_code == 404
@@ -430,7 +448,10 @@ def test_another_entitys_documents_and_links_are_404(client, book):
     # And the other way round: entity c's admin cannot touch entity a's.
     mine = add_document(book.customer)
     work_in(client, book.world.outsider, book.world.c)
-    assert client.post(f"/customers/documents/{mine.pk}/delete/").status_code == 404
+    assert (
+        client.post(f"/customers/documents/{mine.pk}/delete/", {"confirm": "yes"}).status_code
+        == 404
+    )
     assert client.get(f"/customers/{book.customer.pk}/documents/").status_code == 404
     with system_code():
         assert Document.objects.filter(pk=mine.pk).exists()

@@ -101,6 +101,10 @@ def switch_entity(request):
     else:
         request.session[SESSION_ENTITY_KEY] = access.entity.pk
         messages.success(request, f"You are now working in {access.entity.name}.")
+        # Its allowlist may not have this address: the code is texted now, as at sign-in.
+        from security.account_views import send_code_after_sign_in
+
+        send_code_after_sign_in(request, request.user, unless_one_is_waiting=True)
     # Always the dashboard: the page the user was on may show an object of the old entity.
     return redirect("dashboard")
 

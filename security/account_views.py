@@ -293,9 +293,11 @@ class VerifyAddressView(LoginRequiredMixin, View):
         return redirect(continue_url(request))
 
 
-def send_code_after_sign_in(request, user):
-    """Called by the login view: text the code at once when the address is not allowed,
-    so the user lands on the code form with the code on its way."""
+def send_code_after_sign_in(request, user, *, unless_one_is_waiting=False):
+    """Called by the login view (and on switching entity): text the code at once when the
+    address is not allowed, so the user lands on the code form with the code on its way.
+    `unless_one_is_waiting`: not when this session already has a code that still works
+    (or has used up its tries), so switching back and forth sends no more texts."""
     from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
     from security.selectors import tenancy_and_policies
 
@@ -308,6 +310,13 @@ def send_code_after_sign_in(request, user):
     ip = client_ip(request)
     if allowlist.address_allowed(ip, context):
         return
+    now = timezone.now()
+    if unless_one_is_waiting:
+        waiting = allowlist.open_challenge(user, ip, request.session.session_key, now)
+        if waiting is not None and (
+            allowlist.exhausted(waiting) or (waiting.expires_at and now < waiting.expires_at)
+        ):
+            return
     try:
         allowlist.send_code(
             user=user,
@@ -316,7 +325,7 @@ def send_code_after_sign_in(request, user):
             session_key=request.session.session_key,
             recipient=context.recipient,
             request=request,
-            now=timezone.now(),
+            now=now,
         )
     except allowlist.ChallengeError as exc:
         messages.error(request, exc.message)

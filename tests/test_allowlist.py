@@ -245,6 +245,35 @@ def test_asking_for_a_new_code_after_five_wrong_ones_gives_no_new_tries(office_o
     assert not AllowedNetwork.objects.filter(for_user__isnull=False).exists()
 
 
+def test_switching_to_an_entity_whose_list_lacks_the_address_texts_the_code_once(
+    office_only, client
+):
+    main_admin = office_only.main_admin
+    User.objects.filter(pk=main_admin.pk).update(phone="+4798765432")
+    with time_machine.travel(NOW, tick=False) as clock:
+        sign_in(client, main_admin, HOME)  # lands in a: the sign-in texts a code
+        assert len(sms.outbox) == 1
+        client.post("/switch-entity/", {"entity": office_only.b.pk}, REMOTE_ADDR=HOME)
+        clock.shift(timedelta(minutes=11))  # that code has expired meanwhile
+        sms.outbox.clear()
+
+        switched = client.post(
+            "/switch-entity/", {"entity": office_only.a.pk}, REMOTE_ADDR=HOME, follow=True
+        )
+        assert switched.redirect_chain[-1][0] == "/account/verify-address/"
+        assert "A code was sent to +47 •• •• •• 32" in switched.content.decode()
+        assert [m.to for m in sms.outbox] == ["+4798765432"]
+
+        # Back and forth within the code's 10 minutes: no more texts.
+        clock.shift(timedelta(minutes=2))
+        client.post("/switch-entity/", {"entity": office_only.b.pk}, REMOTE_ADDR=HOME)
+        client.post("/switch-entity/", {"entity": office_only.a.pk}, REMOTE_ADDR=HOME)
+        assert len(sms.outbox) == 1
+        done = client.post("/account/verify-address/", {"code": last_code()}, REMOTE_ADDR=HOME)
+    assert done.status_code == 302
+    assert AllowedNetwork.objects.filter(for_user=main_admin).exists()
+
+
 def test_a_new_sign_in_starts_a_new_challenge(office_only, client):
     guest = office_only.users[Role.GUEST]
     with time_machine.travel(NOW, tick=False) as clock:

@@ -71,6 +71,7 @@ class ContactMixin(ScopedObjectMixin):
 
 class ContactConsentView(ContactMixin, View):
     template_name = "consent/contact_consent.html"
+    history_shown = 100
 
     def page(self, contact, posted=None, seen=None, error=None):
         purposes = services.purposes_for(self.request.tenancy.entity)
@@ -86,7 +87,9 @@ class ContactConsentView(ContactMixin, View):
                 "can_edit": self.request.tenancy.can(Capability.EDIT_CUSTOMERS),
                 "events": ConsentEvent.objects.filter(contact=contact).select_related(
                     "purpose", "actor"
-                )[:100],
+                )[: self.history_shown],
+                "history_total": ConsentEvent.objects.filter(contact=contact).count(),
+                "history_shown": self.history_shown,
             },
         )
 

@@ -253,6 +253,25 @@ def test_editors_change_consents_and_the_ledger_agrees(world, client, role):
         assert audit.last().actor == user
 
 
+def test_a_long_history_says_how_much_is_shown(world, client):
+    contact = make_contact(world.a)
+    newsletter = by_name(world.a)["Newsletter"]
+    with system_code():
+        ConsentEvent.objects.bulk_create(
+            ConsentEvent(
+                entity=world.a,
+                contact=contact,
+                purpose=newsletter,
+                old_value=bool(i % 2),
+                new_value=not i % 2,
+                source=ConsentSource.STAFF,
+            )
+            for i in range(101)
+        )
+    page = work_in(client, world.users[Role.GUEST], world.a).get(consent_url(contact))
+    assert "The latest 100 of 101 changes." in page.content.decode()
+
+
 def test_a_save_without_changes_writes_nothing(world, client):
     contact = make_contact(world.a)
     work_in(client, world.users[Role.COLLECTOR], world.a)

@@ -258,3 +258,34 @@ def test_the_explainer_says_when_no_level_sets_a_rule(world, client):
     content = client.get(f"/settings/users/{guest.pk}/rules/").content.decode()
     assert content.count("No level sets it") == 3  # age, inactivity, 2FA
     assert "Never" in content  # no expiry, no deactivation
+
+
+def test_the_users_page_marks_passwords_older_than_the_rule_that_applies(world, client):
+    """The entity says 30 days; the multi-level policy, which also reaches the main admin
+    through the access, says 60."""
+    SecurityPolicy.objects.create(entity=world.a, password_max_age_days=30)
+    SecurityPolicy.objects.create(group=world.group, password_max_age_days=60)
+    now = timezone.now()
+    User.objects.filter(pk=world.users[Role.GUEST].pk).update(
+        password_changed_at=now - timedelta(days=45)
+    )
+    User.objects.filter(pk=world.users[Role.SALES].pk).update(
+        password_changed_at=now - timedelta(days=20)
+    )
+    User.objects.filter(pk=world.main_admin.pk).update(password_changed_at=now - timedelta(days=45))
+    page = work_in(client, world.users[Role.ADMIN], world.a).get("/settings/users/")
+    content = page.content.decode()
+    rows = {
+        email: row
+        for row in content.split("<tr>")[2:]
+        for email in [
+            world.users[Role.GUEST].email,
+            world.users[Role.SALES].email,
+            world.main_admin.email,
+        ]
+        if email in row
+    }
+    assert "Password expired" in rows[world.users[Role.GUEST].email]
+    assert "Password expired" not in rows[world.users[Role.SALES].email]
+    # The main admin works in b too, which has no entity rule; the 30 days of a still reach them.
+    assert "Password expired" in rows[world.main_admin.email]

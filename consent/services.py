@@ -1,9 +1,12 @@
 """Consents: default purposes, reading the current state, changing it (always with a
 ledger entry), and the signed self-service link."""
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -111,6 +114,27 @@ def answers_of(contact, purposes):
     return answers
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a consent page showed for one purpose: the answer, and the ledger's newest
+    entry for it then (0: none), so a change made and undone meanwhile is still seen."""
+
+    answer: bool | None
+    version: int = 0
+
+
+def seen_now(contact, purposes):
+    """{purpose_id: Seen} as a page loaded now would show them (two queries)."""
+    answers = answers_of(contact, purposes)
+    versions = dict(
+        ConsentEvent.objects.filter(contact=contact, purpose__in=purposes)
+        .values("purpose_id")
+        .annotate(newest=Max("id"))
+        .values_list("purpose_id", "newest")
+    )
+    return {p.pk: Seen(answers[p.pk], versions.get(p.pk, 0)) for p in purposes}
+
+
 class ConsentConflict(Exception):
     """Consents the person changed on a page that someone else changed meanwhile."""
 
@@ -119,20 +143,21 @@ class ConsentConflict(Exception):
         self.purposes = purposes
 
 
-def changes_on_page(values, seen, states, *, clash):
+def changes_on_page(values, seen, states, versions, *, clash):
     """What a page's save writes: the boxes the person changed, and first answers (a box
     never recorded is recorded as shown). A box someone else changed since the page was
-    loaded is left as they set it unless the person changed it too; then `clash` says
-    what happens: "refuse" raises ConsentConflict, "apply" writes the person's choice."""
+    loaded (the ledger has a newer entry) is left as they set it unless the person changed
+    it too; then `clash` says what happens: "refuse" raises ConsentConflict, "apply" writes
+    the person's choice."""
     wanted, clashes = {}, []
     for purpose, granted in values.items():
         if purpose not in seen:
             continue  # not on the page they saw
-        shown = seen[purpose]
+        shown = seen[purpose].answer
         state = states.get(purpose.pk)
         now = state.granted if state is not None else None
         changed_here = granted != bool(shown)
-        if now == shown:
+        if versions.get(purpose.pk, 0) == seen[purpose].version:
             if changed_here or shown is None:
                 wanted[purpose] = granted
         elif changed_here and granted != now:
@@ -159,9 +184,9 @@ def set_consents(
     policy_version="",
 ):
     """Apply {purpose: granted}; every real change writes a ledger row with the state.
-    From a page, `seen` is {purpose: the answer the page showed (True, False or None)}
-    and only what the person changed there is applied (see `changes_on_page`), so a page
-    left open never undoes a newer change. Returns the events written."""
+    From a page, `seen` is {purpose: Seen, what the page showed} and only what the person
+    changed there is applied (see `changes_on_page`), so a page left open never undoes a
+    newer change. Returns the events written."""
     now = now or timezone.now()
     events = []
     with transaction.atomic():
@@ -170,7 +195,13 @@ def set_consents(
             for s in ConsentState.objects.select_for_update().filter(contact=contact)
         }
         if seen is not None:
-            values = changes_on_page(values, seen, states, clash=clash)
+            versions = dict(
+                ConsentEvent.objects.filter(contact=contact)
+                .values("purpose_id")
+                .annotate(newest=Max("id"))
+                .values_list("purpose_id", "newest")
+            )
+            values = changes_on_page(values, seen, states, versions, clash=clash)
         for purpose, granted in values.items():
             state = states.get(purpose.pk)
             old = state.granted if state is not None else None

@@ -27,20 +27,21 @@ from security.client_ip import client_ip
 SEEN_MARKERS = {True: "on", False: "off", None: "none"}
 
 
-def consent_fields(purposes, answers, posted=None, seen=None):
-    """The boxes of a consent page. Each carries, hidden, the answer it was shown with
-    (`was_<id>`), so a save writes only what the person changed (services.set_consents).
-    `posted` and `seen` show a page again as it was submitted."""
+def consent_fields(purposes, current, posted=None, seen=None):
+    """The boxes of a consent page. Each carries, hidden, what it was shown with: the answer
+    and the ledger's newest entry then (`was_<id>`, e.g. "on.42"), so a save writes only
+    what the person changed (services.set_consents). `current` is services.seen_now();
+    `posted` and `seen` (by purpose) show boxes again as they were submitted."""
     fields = []
     for p in purposes:
-        answer = answers.get(p.pk)
-        shown = seen[p] if seen is not None and p in seen else answer
+        shown = seen[p] if seen is not None and p in seen else current[p.pk]
+        granted = posted[p] if posted is not None and p in posted else bool(current[p.pk].answer)
         fields.append(
             {
                 "purpose": p,
                 "name": f"purpose_{p.pk}",
-                "granted": posted[p] if posted is not None and p in posted else bool(answer),
-                "was": SEEN_MARKERS[shown],
+                "granted": granted,
+                "was": f"{SEEN_MARKERS[shown.answer]}.{shown.version}",
             }
         )
     return fields
@@ -51,10 +52,15 @@ def read_choices(post, purposes):
 
 
 def read_seen(post, purposes):
-    """{purpose: answer the page showed}; a box without a valid marker is left out (and so
-    not written)."""
+    """{purpose: Seen} from the boxes' markers; a box without a valid marker is left out
+    (and so not written)."""
     answers = {marker: answer for answer, marker in SEEN_MARKERS.items()}
-    return {p: answers[post[f"was_{p.pk}"]] for p in purposes if post.get(f"was_{p.pk}") in answers}
+    seen = {}
+    for p in purposes:
+        marker, _, version = (post.get(f"was_{p.pk}") or "").partition(".")
+        if marker in answers and version.isdigit() and len(version) < 19:
+            seen[p] = services.Seen(answers[marker], int(version))
+    return seen
 
 
 class ContactMixin(ScopedObjectMixin):
@@ -75,7 +81,7 @@ class ContactConsentView(ContactMixin, View):
 
     def page(self, contact, posted=None, seen=None, error=None):
         purposes = services.purposes_for(self.request.tenancy.entity)
-        answers = services.answers_of(contact, purposes)
+        current = services.seen_now(contact, purposes)
         return render(
             self.request,
             self.template_name,
@@ -83,7 +89,7 @@ class ContactConsentView(ContactMixin, View):
                 "contact": contact,
                 "customer": contact.customer,
                 "error": error,
-                "fields": consent_fields(purposes, answers, posted, seen),
+                "fields": consent_fields(purposes, current, posted, seen),
                 "can_edit": self.request.tenancy.can(Capability.EDIT_CUSTOMERS),
                 "events": ConsentEvent.objects.filter(contact=contact).select_related(
                     "purpose", "actor"
@@ -107,14 +113,18 @@ class ContactConsentView(ContactMixin, View):
                 contact, choices, seen=seen, source=ConsentSource.STAFF, actor=request.user
             )
         except services.ConsentConflict as conflict:
-            # Nothing is saved. The boxes changed meanwhile show their new answer; the
-            # other boxes keep what was ticked here.
-            answers = services.answers_of(contact, purposes)
+            # Nothing is saved. The boxes changed here (and not clashing) keep what was
+            # ticked; every other box shows its answer now.
             clashing = set(conflict.purposes)
+            changed_here = {
+                p: v
+                for p, v in choices.items()
+                if p in seen and p not in clashing and v != bool(seen[p].answer)
+            }
             return self.page(
                 contact,
-                posted={p: v for p, v in choices.items() if p not in clashing},
-                seen={**seen, **{p: answers[p.pk] for p in clashing}},
+                posted=changed_here,
+                seen={p: seen[p] for p in changed_here},
                 error="While this page was open, someone else changed: "
                 f"{conflict}. Those boxes now show the new answer; nothing was saved. "
                 "Check them and save again.",
@@ -177,7 +187,7 @@ def consent_form_context(contact):
         "entity": entity,
         "privacy": services.privacy_of(entity),
         "processors": list(DataProcessor.objects.filter(entity=entity)),
-        "fields": consent_fields(purposes, services.answers_of(contact, purposes)),
+        "fields": consent_fields(purposes, services.seen_now(contact, purposes)),
     }
 
 
@@ -323,8 +333,8 @@ class SelfServiceView(View):
             context = consent_form_context(contact)
             if posted is not None:
                 purposes = [field["purpose"] for field in context["fields"]]
-                answers = services.answers_of(contact, purposes)
-                context["fields"] = consent_fields(purposes, answers, posted, seen)
+                current = services.seen_now(contact, purposes)
+                context["fields"] = consent_fields(purposes, current, posted, seen)
         context.update(saved=saved, notice=notice)
         return private(render(request, self.template_name, context))
 

@@ -70,13 +70,14 @@ def by_name(entity):
 
 def choices(entity, *granted_names, contact):
     """POST data ticking the named purposes, from the page as loaded now: each box also
-    carries the answer it showed (`was_<id>`)."""
+    carries what it showed (`was_<id>`: the answer and the ledger's newest entry)."""
     markers = {True: "on", False: "off", None: "none"}
-    with system_code():
-        answers = {s.purpose_id: s.granted for s in ConsentState.objects.filter(contact=contact)}
+    named = by_name(entity)
+    with tenant_scope(entity):
+        seen = services.seen_now(contact, list(named.values()))
     data = {}
-    for name, p in by_name(entity).items():
-        data[f"was_{p.pk}"] = markers[answers.get(p.pk)]
+    for name, p in named.items():
+        data[f"was_{p.pk}"] = f"{markers[seen[p.pk].answer]}.{seen[p.pk].version}"
         if name in granted_names:
             data[f"purpose_{p.pk}"] = "on"
     return data
@@ -771,15 +772,57 @@ def test_a_box_both_answered_differently_is_not_saved_over_the_other_answer(worl
     assert states(linked)["Phone calls"] is False
     # Phone calls shows the contact's answer; the newsletter keeps the tick made here.
     assert f'name="purpose_{names["Phone calls"].pk}" checked' not in content
-    assert f'name="was_{names["Phone calls"].pk}" value="off"' in content
+    assert re.search(f'name="was_{names["Phone calls"].pk}" value="off[.]\\d+"', content)
     assert f'name="purpose_{names["Newsletter"].pk}" checked' in content
 
     # Saving again, having looked, ticks phone calls over the contact's "no".
-    resubmit = dict(re.findall(r'name="(was_\d+)" value="(\w+)"', content))
+    resubmit = dict(re.findall(r'name="(was_\d+)" value="([\w.]+)"', content))
     resubmit.update({f"purpose_{names[n].pk}": "on" for n in ("Phone calls", "Newsletter")})
     again = admin.post(consent_url(linked), resubmit, follow=True)
     assert "Saved 1 change(s)" in again.content.decode()
     assert states(linked)["Phone calls"] is True and states(linked)["Newsletter"] is True
+
+
+def test_a_box_changed_and_changed_back_meanwhile_still_clashes(world, client, linked):
+    """The ledger, not the value, tells whether someone answered since the page loaded."""
+    names = by_name(world.a)
+    with tenant_scope(world.a):
+        services.set_consents(linked, {names["Phone calls"]: True}, source=ConsentSource.STAFF)
+    admin = work_in(client, world.users[Role.ADMIN], world.a)
+    staff_page = choices(world.a, contact=linked)  # shows phone calls granted; unticked here
+    for granted in (False, True):  # the contact withdraws, then grants again
+        with tenant_scope(world.a):
+            services.set_consents(
+                linked, {names["Phone calls"]: granted}, source=ConsentSource.SELF_SERVICE
+            )
+
+    conflict = admin.post(consent_url(linked), staff_page)
+
+    assert "While this page was open, someone else changed: Phone calls." in (
+        conflict.content.decode()
+    )
+    assert states(linked)["Phone calls"] is True
+
+
+def test_after_a_clash_every_box_not_changed_here_shows_its_answer_now(world, client, linked):
+    names = by_name(world.a)
+    with tenant_scope(world.a):
+        services.set_consents(
+            linked, {names["Invoices and reminders by email"]: True}, source=ConsentSource.IMPORT
+        )
+    admin = work_in(client, world.users[Role.ADMIN], world.a)
+    # Loaded with email granted; phone calls ticked here.
+    staff_page = choices(world.a, "Invoices and reminders by email", "Phone calls", contact=linked)
+    Client().post(  # meanwhile: email withdrawn, SMS granted, the rest answered "no"
+        link_url(linked),
+        {"policy_version": "v1", **choices(world.a, "Reminders by SMS", contact=linked)},
+    )
+
+    content = admin.post(consent_url(linked), staff_page).content.decode()
+
+    assert "someone else changed: Phone calls." in content
+    ticked = {name for name, p in names.items() if f'name="purpose_{p.pk}" checked' in content}
+    assert ticked == {"Reminders by SMS"}  # as stored now; phone calls shows the "no"
 
 
 def test_the_contacts_page_left_open_does_not_undo_a_staff_change(world, client, linked):

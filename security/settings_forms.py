@@ -1,7 +1,7 @@
 """Forms of Settings -> Security, for both levels."""
 
 from django import forms
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
 from security.models import CodeRecipient, SecurityPolicy
@@ -37,6 +37,8 @@ class PolicyFormMixin:
                 if isinstance(validator, MinValueValidator):
                     field.min_value = validator.limit_value
                     field.widget.attrs["min"] = validator.limit_value
+                if isinstance(validator, MaxValueValidator):
+                    field.widget.attrs["max"] = validator.limit_value
             field.validators = [
                 v for v in field.validators if not isinstance(v, MinValueValidator)
             ] + [MinValueValidator(field.min_value)]

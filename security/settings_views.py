@@ -35,7 +35,7 @@ FIELD_LABELS = {
     "password_max_age_days": "Password maximum age (days)",
     "inactivity_limit_months": "Inactivity limit (months)",
     "require_2fa": "Two-factor authentication required",
-    "ip_allowlist_enabled": "IP allowlist on",
+    "ip_allowlist_enabled": "IP allowlist",
     "ip_code_recipient": "Validation codes go to",
     "restricted_roles": "Roles restricted to their customers",
     "interactive_link_days": "Links in interactive emails valid (days)",
@@ -412,8 +412,8 @@ class UserActionView(EntityUsersMixin, ScopedObjectMixin, View):
         else:
             messages.error(
                 request,
-                f"{person.email} also works in entities you do not administer, so only an "
-                "administrator of all of them (such as the main admin) can do this.",
+                f"{person.email} also works in entities you do not administer, so only "
+                "someone who administers all of them can do this.",
             )
         return redirect("user-list")
 

@@ -505,9 +505,11 @@ def test_an_anonymised_customer_cannot_be_filled_in_or_sent_anything(world, clie
         assert response.redirect_chain[-1][0] == f"/customers/{rich.pk}/", path
         assert "This customer is anonymised" in response.content.decode(), path
     assert snapshot(rich) == before
-    # Looking stays possible.
+    # Looking stays possible; the tab offers nothing to upload or send.
     for tab in ("contacts", "invoices", "documents", "secrets", "history"):
         assert client.get(f"/customers/{rich.pk}/{tab}/").status_code == 200, tab
+    documents = client.get(f"/customers/{rich.pk}/documents/").content.decode()
+    assert "<h3>Upload</h3>" not in documents and "Send to a contact" not in documents
     again = client.get(url(rich), follow=True)
     assert "This customer is already anonymised." in again.content.decode()
 

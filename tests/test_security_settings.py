@@ -83,6 +83,7 @@ def test_an_entity_admin_sets_how_long_links_to_customers_work(world, client):
     page = client.get(ENTITY_URL).content.decode()
     assert "Links in interactive emails are valid for (days)" in page
     assert "Links to documents are valid for (days)" in page
+    assert 'name="document_link_days" value="90" min="1" max="365"' in page
     saved = client.post(
         ENTITY_URL, entity_form(interactive_link_days="7", document_link_days="14"), follow=True
     )

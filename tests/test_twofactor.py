@@ -828,7 +828,7 @@ def test_an_entity_admin_cannot_reset_the_2fa_of_someone_who_also_works_elsewher
     page = text(client.get("/settings/users/"))
     assert "<td>Main admin</td>" in page and "<td>Guest</td>" in page  # their role here
     assert page.count("Reset 2FA") == 0  # neither row offers it
-    assert page.count("an administrator of all of them can act on this account") == 2
+    assert page.count("only someone who administers all of them can act on this account") == 2
     for person in (world.main_admin, both):
         response = client.post(reset_url(person), {"reason": "Lost phone"}, follow=True)
         assert "also works in entities you do not administer" in text(response)

@@ -20,6 +20,8 @@ from security.client_ip import client_ip
 from security.lockouts import (
     attempted_account,
     block_in_force,
+    block_started,
+    lockout_text,
     record_refusal,
     refusal_page,
     reserve_attempt,
@@ -60,6 +62,13 @@ class EmailLoginView(LoginView):
 
             send_code_after_sign_in(request, request.user)
         return response
+
+    def form_invalid(self, form):
+        # The attempt that starts a block says so at once, not only the next one.
+        until = block_started(getattr(self.request, "lockout_reservation", None))
+        if until is not None:
+            form.add_error(None, lockout_text(until))
+        return super().form_invalid(form)
 
 
 class LogoutView(auth_views.LogoutView):

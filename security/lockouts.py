@@ -371,16 +371,34 @@ def record_refusal(request, account, until):
     )
 
 
+def lockout_text(until):
+    message = "Too many failed sign-in attempts."
+    if until is not None:
+        local = timezone.localtime(until)
+        message += f" Try again after {local:%H:%M} on {local:%Y-%m-%d}."
+    return message
+
+
+def block_started(reservation):
+    """When the block this failed attempt started ends (it was the 5th failure for the
+    account or the 10th from the address), else None: the same for unknown accounts."""
+    if reservation is None or reservation.refused or reservation.released:
+        return None
+    ends = []
+    if reservation.account and reservation.account_failures >= LIMITS[Kind.ACCOUNT].failures:
+        ends.append(reservation.reserved_at + LIMITS[Kind.ACCOUNT].duration)
+    if reservation.ip and reservation.ip_failures >= LIMITS[Kind.IP].failures:
+        ends.append(reservation.reserved_at + LIMITS[Kind.IP].duration)
+    return max(ends, default=None)
+
+
 def refusal_page(request, until, username=""):
     """The login page again, saying when to try again: the same for existing and unknown
     accounts. No password is checked and nothing else is read."""
     from accounts.forms import EmailLoginForm
 
     form = EmailLoginForm(request, initial={"username": username})
-    message = "Too many failed sign-in attempts."
-    if until is not None:
-        local = timezone.localtime(until)
-        message += f" Try again after {local:%H:%M} on {local:%Y-%m-%d}."
+    message = lockout_text(until)
     return render(
         request,
         "registration/login.html",

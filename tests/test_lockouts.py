@@ -99,6 +99,22 @@ def verify_calls():
 # --- The account counter ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("username", ["sales@acme.example", "ghost@acme.example"])
+def test_the_attempt_that_starts_a_block_says_so(world, username):
+    t0 = start()
+    with time_machine.travel(t0, tick=False):
+        for _ in range(4):
+            outcome, fourth = attempt_with_response(username, WRONG)
+            assert outcome == "wrong"
+        assert LOCKOUT not in fourth.content.decode()
+        outcome, fifth = attempt_with_response(username, WRONG)
+    assert outcome == "wrong"  # its password was checked and refused, as before
+    until = timezone.localtime(t0 + ACCOUNT_BLOCK)
+    content = fifth.content.decode()
+    assert LOGIN_ERROR in content
+    assert f"{LOCKOUT} Try again after {until:%H:%M} on {until:%Y-%m-%d}." in content
+
+
 def test_five_wrong_passwords_block_the_account_for_an_hour_from_the_fifth(world):
     email = world.users[Role.SALES].email
     with time_machine.travel(start(), tick=False) as clock:

@@ -136,9 +136,12 @@ def test_pages_send_csp_and_log_no_errors(browser_page, live_server, world, cons
 
 def test_a_blocked_account_sees_when_to_try_again(browser_page, live_server, world, console_errors):
     email = world.users[Role.SALES].email
-    for _ in range(5):
+    for _ in range(4):
         log_in(browser_page, live_server, email, "Wrong-Battery-17!")
         expect(browser_page.get_by_role("alert")).to_have_text(LOGIN_ERROR)
+    log_in(browser_page, live_server, email, "Wrong-Battery-17!")  # the fifth says so at once
+    expect(browser_page.get_by_role("alert")).to_contain_text(LOGIN_ERROR)
+    expect(browser_page.get_by_role("alert")).to_contain_text("Too many failed sign-in attempts.")
 
     log_in(browser_page, live_server, email)  # the right password, during the block
 

@@ -40,5 +40,7 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
         "auth.login.failed",
         request=request,
         target=target,
+        # The address typed, as the block and refusal events name it.
+        target_label=attempted or None,
         data={"username": attempted},
     )

@@ -35,6 +35,7 @@ def test_a_failed_login_is_recorded_against_the_targeted_account(world, client):
     event = AuditEvent.objects.get(action="auth.login.failed")
     assert event.actor is None
     assert event.target_id == str(world.users[Role.ADMIN].pk)
+    assert event.target_label == "admin@acme.example"  # as block and refusal events
     assert event.data == {"username": "admin@acme.example"}
     assert "wrong" not in str(event.data)
 
@@ -45,6 +46,7 @@ def test_an_unknown_address_gets_the_same_answer_as_a_wrong_password(world, clie
     assert LOGIN_ERROR in unknown and LOGIN_ERROR in wrong
     event = AuditEvent.objects.filter(action="auth.login.failed").last()
     assert event.target_id == "" and event.data == {"username": "nobody-here@acme.example"}
+    assert event.target_label == "nobody-here@acme.example"
 
 
 def test_an_inactive_account_cannot_log_in_and_is_not_revealed(world, client):

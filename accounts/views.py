@@ -58,9 +58,9 @@ class EmailLoginView(LoginView):
             response = super().post(request, *args, **kwargs)
         if request.user.is_authenticated:
             # After the commit: texting a code may wait on the SMS provider.
-            from security.account_views import send_code_after_sign_in
+            from security.account_views import send_code_if_address_not_allowed
 
-            send_code_after_sign_in(request, request.user)
+            send_code_if_address_not_allowed(request, request.user)
         return response
 
     def form_invalid(self, form):
@@ -111,9 +111,9 @@ def switch_entity(request):
         request.session[SESSION_ENTITY_KEY] = access.entity.pk
         messages.success(request, f"You are now working in {access.entity.name}.")
         # Its allowlist may not have this address: the code is texted now, as at sign-in.
-        from security.account_views import send_code_after_sign_in
+        from security.account_views import send_code_if_address_not_allowed
 
-        send_code_after_sign_in(request, request.user, unless_one_is_waiting=True)
+        send_code_if_address_not_allowed(request, request.user, unless_one_is_waiting=True)
     # Always the dashboard: the page the user was on may show an object of the old entity.
     return redirect("dashboard")
 

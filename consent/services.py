@@ -104,16 +104,6 @@ def consent_matrix(contacts, purposes):
     return matrix
 
 
-def answers_of(contact, purposes):
-    """{purpose_id: True, False, or None when never recorded} for one contact."""
-    answers = {p.pk: None for p in purposes}
-    for purpose_id, granted in ConsentState.objects.filter(
-        contact=contact, purpose__in=purposes
-    ).values_list("purpose_id", "granted"):
-        answers[purpose_id] = granted
-    return answers
-
-
 @dataclass(frozen=True)
 class Seen:
     """What a consent page showed for one purpose: the answer, and the ledger's newest
@@ -123,16 +113,26 @@ class Seen:
     version: int = 0
 
 
-def seen_now(contact, purposes):
-    """{purpose_id: Seen} as a page loaded now would show them (two queries)."""
-    answers = answers_of(contact, purposes)
-    versions = dict(
-        ConsentEvent.objects.filter(contact=contact, purpose__in=purposes)
+def newest_entries(contact):
+    """{purpose_id: id of the contact's newest ledger entry for it}."""
+    return dict(
+        ConsentEvent.objects.filter(contact=contact)
         .values("purpose_id")
         .annotate(newest=Max("id"))
         .values_list("purpose_id", "newest")
     )
-    return {p.pk: Seen(answers[p.pk], versions.get(p.pk, 0)) for p in purposes}
+
+
+def seen_now(contact, purposes):
+    """{purpose_id: Seen} as a page loaded now would show them (two queries); the answer
+    is None for a purpose never recorded."""
+    answers = dict(
+        ConsentState.objects.filter(contact=contact, purpose__in=purposes).values_list(
+            "purpose_id", "granted"
+        )
+    )
+    versions = newest_entries(contact)
+    return {p.pk: Seen(answers.get(p.pk), versions.get(p.pk, 0)) for p in purposes}
 
 
 class ConsentConflict(Exception):
@@ -195,13 +195,7 @@ def set_consents(
             for s in ConsentState.objects.select_for_update().filter(contact=contact)
         }
         if seen is not None:
-            versions = dict(
-                ConsentEvent.objects.filter(contact=contact)
-                .values("purpose_id")
-                .annotate(newest=Max("id"))
-                .values_list("purpose_id", "newest")
-            )
-            values = changes_on_page(values, seen, states, versions, clash=clash)
+            values = changes_on_page(values, seen, states, newest_entries(contact), clash=clash)
         for purpose, granted in values.items():
             state = states.get(purpose.pk)
             old = state.granted if state is not None else None

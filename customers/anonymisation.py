@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import CharField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from consent.models import ConsentEvent
@@ -155,10 +156,15 @@ def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
         )
         emails.update(to="", subject=ANONYM, text_body="", html_body="")
         # Invoice PDFs are kept with the invoices (bookkeeping); their file names may
-        # carry a name.
-        for document in Document.objects.filter(customer=customer).select_related("invoice"):
-            number = document.invoice.number if document.invoice_id else document.pk
-            Document.objects.filter(pk=document.pk).update(original_name=f"invoice-{number}.pdf")
+        # carry a name. (Supporting documents were deleted above.)
+        kept = Document.objects.filter(customer=customer)
+        number = Invoice.objects.filter(pk=OuterRef("invoice_id")).values("number")[:1]
+        kept.filter(invoice__isnull=False).update(
+            original_name=Concat(Value("invoice-"), Subquery(number), Value(".pdf"))
+        )
+        kept.filter(invoice__isnull=True).update(
+            original_name=Concat(Value("invoice-"), Cast("pk", CharField()), Value(".pdf"))
+        )
         secrets = Secret.objects.filter(customer=customer)
         secret_count = secrets.count()
         secrets.delete()

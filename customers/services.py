@@ -38,6 +38,8 @@ def save_customer(form, *, actor, request):
 
 
 def save_contact(form, customer, *, actor, request):
+    """Save and audit a contact; returns it and how many links to its old email address
+    were withdrawn (a new address ends them)."""
     creating = form.instance.pk is None
     contact = form.save(commit=False)
     contact.customer = customer
@@ -60,8 +62,7 @@ def save_contact(form, customer, *, actor, request):
             request=request,
             data={"contact": contact.pk, "fields": form.changed_data, "links_withdrawn": withdrawn},
         )
-    contact.links_withdrawn = withdrawn
-    return contact
+    return contact, withdrawn
 
 
 def create_secret(customer, *, title, body, groups, actor, request):

@@ -369,25 +369,17 @@ class ContactEditView(RefusedOnceAnonymised, ScopedObjectMixin, View):
         return render(
             request,
             self.template_name,
-            {
-                "form": ContactForm(instance=contact),
-                "customer": contact.customer,
-                "name": contact.name,
-            },
+            {"form": ContactForm(instance=contact), "customer": contact.customer},
         )
 
     def post(self, request, pk):
         contact = self.get_object()
-        name = contact.name  # the form writes what was typed onto the instance
         form = ContactForm(request.POST, instance=contact)
         if not form.is_valid():
-            return render(
-                request,
-                self.template_name,
-                {"form": form, "customer": contact.customer, "name": name},
-            )
-        saved = services.save_contact(form, contact.customer, actor=request.user, request=request)
-        withdrawn = saved.links_withdrawn
+            return render(request, self.template_name, {"form": form, "customer": contact.customer})
+        _, withdrawn = services.save_contact(
+            form, contact.customer, actor=request.user, request=request
+        )
         messages.success(
             request,
             "The contact was saved."

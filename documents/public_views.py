@@ -100,7 +100,7 @@ class LinkView(View):
         """Mail scanners and link previews check links with HEAD: say whether this one
         works, without counting a use (a one-use link would be spent before the customer
         clicks) or logging an access."""
-        link, answer = self.usable(request, token)
+        _, answer = self.usable(request, token)
         return answer or private(HttpResponse())
 
     def get(self, request, token):

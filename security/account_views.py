@@ -293,7 +293,7 @@ class VerifyAddressView(LoginRequiredMixin, View):
         return redirect(continue_url(request))
 
 
-def send_code_after_sign_in(request, user, *, unless_one_is_waiting=False):
+def send_code_if_address_not_allowed(request, user, *, unless_one_is_waiting=False):
     """Called by the login view (and on switching entity): text the code at once when the
     address is not allowed, so the user lands on the code form with the code on its way.
     `unless_one_is_waiting`: not when this session already has a code that still works

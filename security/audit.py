@@ -45,3 +45,16 @@ def record(
         event.target_label = target_label[:200]
     event.save()
     return event
+
+
+def readable(value):
+    """A value of an event's details as people read it: on/off, "not set", lists joined."""
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(readable(item) for item in value) if value else "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {readable(item)}" for key, item in value.items())
+    return str(value)

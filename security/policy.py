@@ -109,9 +109,18 @@ def level_values(policy):
     )
 
 
+def inherited_rule(policy, field):
+    """What the multi-level `policy` imposes on an entity for `field`: its value, except
+    that its code recipient binds only while its own allowlist is on (effective_policy
+    takes recipients from the allowlists that are on)."""
+    if field == "ip_code_recipient" and not policy.ip_allowlist_enabled:
+        return None
+    return getattr(policy, field)
+
+
 def looser_than_inherited(field, value, inherited):
-    """Why an entity-level `value` would be looser than the multi-level `inherited` one,
-    or None when it is allowed (the same or stricter)."""
+    """Why an entity-level `value` would be looser than the multi-level `inherited` one
+    (see `inherited_rule`), or None when it is allowed (the same or stricter)."""
     if field in ("password_max_age_days", "inactivity_limit_months"):
         if inherited is not None and (value is None or value > inherited):
             return (
@@ -121,4 +130,10 @@ def looser_than_inherited(field, value, inherited):
     elif field == "require_2fa":
         if inherited and not value:
             return "The multi-level policy requires two-factor authentication."
+    elif field == "ip_code_recipient":
+        if inherited == "admins" and value == "user":
+            return (
+                "The multi-level allowlist sends validation codes to the administrators; "
+                "this entity can only do the same."
+            )
     return None

@@ -112,3 +112,35 @@ def people_managed_by(tenancy, user_ids):
     elsewhere, such as the main admin of the multi-entity access."""
     managed = {a.entity.pk for a in tenancy.accesses if can(a.role, Capability.MANAGE_USERS)}
     return {pk for pk, entities in entities_of_users(user_ids).items() if entities <= managed}
+
+
+def roles_in_entity(entity):
+    """{user id: role} of everyone who works in `entity`; a membership of the entity wins
+    over the multi-entity access (as in `accounts.tenancy.resolve_tenancy`)."""
+    roles = {}
+    if entity.group_id:
+        roles.update(
+            GroupMembership.objects.filter(group_id=entity.group_id).values_list("user_id", "role")
+        )
+    roles.update(Membership.objects.filter(entity=entity).values_list("user_id", "role"))
+    return roles
+
+
+def users_with_expired_passwords(users, now):
+    """The ids of `users` whose password is older than the rule that applies to them (the
+    shortest maximum age of every level reaching them; five queries for any number)."""
+    from security.rotation import is_password_expired  # rotation imports this module
+
+    reached = entities_of_users([u.pk for u in users])
+    entities = list(Entity.objects.filter(pk__in=set().union(*reached.values())))
+    policies = policies_for_entities(entities)
+    group_of = {e.pk: e.group_id for e in entities}
+    expired = set()
+    for user in users:
+        mine = reached.get(user.pk, set())
+        groups = {group_of[e] for e in mine} - {None}
+        levels = [level_values(p) for p in policies if p.entity_id in mine or p.group_id in groups]
+        max_age = effective_policy(levels).password_max_age_days.value
+        if is_password_expired(user.password_changed_at, max_age, now):
+            expired.add(user.pk)
+    return expired

@@ -4,8 +4,8 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
-from security.models import CodeRecipient, SecurityPolicy
-from security.policy import looser_than_inherited
+from security.models import SecurityPolicy
+from security.policy import inherited_rule, looser_than_inherited
 
 # Only settings the product enforces are editable: a switch that does nothing would give
 # admins a false sense of security. Role restrictions and the validity of links to
@@ -105,22 +105,10 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
             for name in COMMON_FIELDS:
                 if name in cleaned:
                     problem = looser_than_inherited(
-                        name, cleaned[name], getattr(self.inherited, name)
+                        name, cleaned[name], inherited_rule(self.inherited, name)
                     )
                     if problem:
                         self.add_error(name, problem)
-            inherited = self.inherited
-            if (
-                inherited.ip_allowlist_enabled
-                and inherited.ip_code_recipient == CodeRecipient.ADMINS
-                and cleaned.get("ip_code_recipient") == CodeRecipient.USER
-            ):
-                # Any allowlist that sends codes to the administrators wins (security.policy).
-                self.add_error(
-                    "ip_code_recipient",
-                    "The multi-level allowlist sends validation codes to the administrators; "
-                    "this entity can only do the same.",
-                )
         return cleaned
 
     def clean_restricted_roles(self):

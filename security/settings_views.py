@@ -13,20 +13,21 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
-from accounts.models import Entity, GroupMembership, Membership, User
+from accounts.models import User
 from accounts.roles import Capability, Role
 from security import allowlist, inactivity, lockouts, twofactor
-from security.audit import record
+from security.audit import readable, record
 from security.client_ip import client_ip
 from security.models import AllowedNetwork, CodeRecipient, EncryptedTOTPDevice, LoginThrottle
 from security.policy import effective_policy, level_values
-from security.rotation import is_password_expired, password_expires_at
+from security.rotation import password_expires_at
 from security.selectors import (
-    entities_of_users,
     people_managed_by,
     policies_for_entities,
     policy_for,
+    roles_in_entity,
     users_in_scope,
+    users_with_expired_passwords,
 )
 from security.services import tightening_impact, update_policy
 from security.settings_forms import EntityPolicyForm, GroupPolicyForm, NetworkForm
@@ -45,15 +46,11 @@ FIELD_LABELS = {
 
 def describe(field, value):
     """A saved value as the save message says it ("on", "60", "not set", role names)."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if value is None or value == []:
-        return "not set" if value is None else "none"
-    if field == "ip_code_recipient":
+    if field == "ip_code_recipient" and value:
         return str(CodeRecipient(value).label).lower()
-    if field == "restricted_roles":
+    if field == "restricted_roles" and value:
         return ", ".join(str(Role(role).label) for role in value)
-    return str(value)
+    return readable(value)
 
 
 class PolicyFormView(MemberRequiredMixin, TemplateView):
@@ -318,16 +315,7 @@ class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
                 LoginThrottle.Kind.ACCOUNT, keys=[u.email for u in users]
             )
         }
-        entity = self.request.tenancy.entity
-        # Their role here: a membership of the entity wins over the multi-entity access.
-        roles = {}
-        if entity.group_id:
-            roles.update(
-                GroupMembership.objects.filter(group_id=entity.group_id).values_list(
-                    "user_id", "role"
-                )
-            )
-        roles.update(Membership.objects.filter(entity=entity).values_list("user_id", "role"))
+        roles = roles_in_entity(self.request.tenancy.entity)
         with_2fa = set(
             EncryptedTOTPDevice.objects.filter(
                 user__in=[u.pk for u in users], confirmed=True
@@ -347,25 +335,6 @@ class UserListView(EntityUsersMixin, MemberRequiredMixin, TemplateView):
             for u in users
         ]
         return super().get_context_data(rows=rows, **kwargs)
-
-
-def users_with_expired_passwords(users, now):
-    """The ids of `users` whose password is older than the rule that applies to them (the
-    shortest maximum age of every level reaching them; five queries for any number)."""
-    reached = entities_of_users([u.pk for u in users])
-    entity_ids = set().union(*reached.values()) if reached else set()
-    entities = Entity.objects.filter(pk__in=entity_ids)
-    policies = policies_for_entities(list(entities))
-    group_of = {e.pk: e.group_id for e in entities}
-    expired = set()
-    for user in users:
-        mine = reached.get(user.pk, set())
-        groups = {group_of[e] for e in mine} - {None}
-        levels = [level_values(p) for p in policies if p.entity_id in mine or p.group_id in groups]
-        max_age = effective_policy(levels).password_max_age_days.value
-        if is_password_expired(user.password_changed_at, max_age, now):
-            expired.add(user.pk)
-    return expired
 
 
 class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):

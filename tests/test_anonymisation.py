@@ -450,6 +450,17 @@ def test_what_the_customer_wrote_and_was_sent_is_erased_too(world, client, rich)
         )
         pdf.file.save("invoice", ContentFile(b"%PDF-1.4\n"), save=False)
         pdf.save()
+        loose = Document(
+            entity=entity,
+            customer=rich,
+            kind=Document.Kind.INVOICE,
+            original_name="Kari Nordmann credit note.pdf",
+            content_type="application/pdf",
+            size=9,
+            sha256="1" * 64,
+        )
+        loose.file.save("credit", ContentFile(b"%PDF-1.4\n"), save=False)
+        loose.save()
     disputed = record("invoice.disputed", entity=entity, target=rich, ip="198.51.100.77")
     by_staff = record(
         "customer.updated", actor=world.users[Role.ADMIN], entity=entity, target=rich, ip="10.0.0.5"
@@ -471,6 +482,7 @@ def test_what_the_customer_wrote_and_was_sent_is_erased_too(world, client, rich)
         assert OutgoingEmail.objects.get(pk=queued.pk).status == OutgoingEmail.Status.SKIPPED
         kept = Document.objects.get(pk=pdf.pk)
         assert kept.original_name == "invoice-F-1001.pdf"
+        assert Document.objects.get(pk=loose.pk).original_name == f"invoice-{loose.pk}.pdf"
         assert kept.file.read().startswith(b"%PDF")  # the invoice itself is kept
     assert AuditEvent.objects.get(pk=disputed.pk).ip is None  # the customer's address
     assert AuditEvent.objects.get(pk=by_staff.pk).ip == "10.0.0.5"  # the staff member's

@@ -130,6 +130,10 @@ def test_a_recipient_choice_of_a_level_without_allowlist_does_not_count():
         ("require_2fa", False, True, True),
         ("require_2fa", True, True, False),
         ("require_2fa", True, False, False),
+        ("ip_code_recipient", "user", "admins", True),
+        ("ip_code_recipient", "admins", "admins", False),
+        ("ip_code_recipient", "user", "user", False),
+        ("ip_code_recipient", "user", None, False),  # the multi-level allowlist is off
     ],
 )
 def test_an_entity_cannot_be_looser_than_the_multi_level(field, value, inherited, refused):

@@ -2,25 +2,15 @@
 
 from django import template
 
+from security.audit import readable
+
 register = template.Library()
-
-
-def _text(value):
-    if value is None:
-        return "not set"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, list):
-        return ", ".join(_text(item) for item in value) if value else "none"
-    if isinstance(value, dict):
-        return "; ".join(f"{key}: {_text(item)}" for key, item in value.items())
-    return str(value)
 
 
 def _change(pair):
     if isinstance(pair, list) and len(pair) == 2:
-        return f"{_text(pair[0])} → {_text(pair[1])}"
-    return _text(pair)
+        return f"{readable(pair[0])} → {readable(pair[1])}"
+    return readable(pair)
 
 
 @register.filter
@@ -34,5 +24,5 @@ def audit_items(data):
                 (str(field).replace("_", " "), _change(pair)) for field, pair in value.items()
             ]
         else:
-            items.append((str(key).replace("_", " "), _text(value)))
+            items.append((str(key).replace("_", " "), readable(value)))
     return items

@@ -25,6 +25,7 @@ from security.audit import record
 from security.models import AuditEvent, AuditEventQuerySet, SecurityPolicy
 from tests.conftest import work_in
 from tests.test_consent import pdf_text
+from tests.test_documents import add_document
 
 NAME = "Fjellvik Transport AS"
 NUMBER = "C-100"
@@ -413,7 +414,6 @@ def test_anonymisation_is_irreversible(world, client, rich):
 
 
 def test_what_the_customer_wrote_and_was_sent_is_erased_too(world, client, rich):
-    from django.core.files.base import ContentFile
 
     from documents.models import Document, InvoiceAction, OutgoingEmail
 
@@ -438,29 +438,11 @@ def test_what_the_customer_wrote_and_was_sent_is_erased_too(world, client, rich)
         queued = OutgoingEmail.objects.create(
             **common, subject="Documents", text_body="Hello Kari", html_body="<p>Hi</p>"
         )
-        pdf = Document(
-            entity=entity,
-            customer=rich,
-            invoice=first,
-            kind=Document.Kind.INVOICE,
-            original_name="Faktura Kari Nordmann privat.pdf",
-            content_type="application/pdf",
-            size=9,
-            sha256="0" * 64,
+        pdf = add_document(
+            rich, kind=Document.Kind.INVOICE, name="Faktura Kari Nordmann privat.pdf"
         )
-        pdf.file.save("invoice", ContentFile(b"%PDF-1.4\n"), save=False)
-        pdf.save()
-        loose = Document(
-            entity=entity,
-            customer=rich,
-            kind=Document.Kind.INVOICE,
-            original_name="Kari Nordmann credit note.pdf",
-            content_type="application/pdf",
-            size=9,
-            sha256="1" * 64,
-        )
-        loose.file.save("credit", ContentFile(b"%PDF-1.4\n"), save=False)
-        loose.save()
+        Document.objects.filter(pk=pdf.pk).update(invoice=first)
+        loose = add_document(rich, kind=Document.Kind.INVOICE, name="Kari Nordmann credit note.pdf")
     disputed = record("invoice.disputed", entity=entity, target=rich, ip="198.51.100.77")
     by_staff = record(
         "customer.updated", actor=world.users[Role.ADMIN], entity=entity, target=rich, ip="10.0.0.5"

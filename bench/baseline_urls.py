@@ -1,4 +1,5 @@
-"""Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF, a
+"""Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF (bare,
+and after one committed counter update), a
 sign-in POST refused without any work (the floor of the refused sign-in scenario) and
 Django's own LoginView (the reference of the successful sign-in scenario)."""
 
@@ -24,6 +25,19 @@ def plain_file(request):
     )
 
 
+def counted_file(request, link_id):
+    """The same FileResponse after the least a counted download needs: one committed
+    statement adding a use to a link row (autocommit, as the link's own statement runs)."""
+    from django.db import connection
+
+    from documents.models import CustomerLink
+
+    table = connection.ops.quote_name(CustomerLink._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET uses = uses + 1 WHERE id = %s", [link_id])
+    return plain_file(request)
+
+
 @csrf_exempt
 def refuse_at_once(request):
     """Reads the posted username, as the sign-in does, and answers 429."""
@@ -33,6 +47,7 @@ def refuse_at_once(request):
 
 urlpatterns = [
     path("bench/file/", plain_file, name="bench-plain-file"),
+    path("bench/counted-file/<int:link_id>/", counted_file, name="bench-counted-file"),
     path("bench/refuse/", refuse_at_once, name="bench-refuse"),
     # Django's LoginView as shipped (AuthenticationForm); bench.scenarios runs it with
     # ModelBackend only and no receivers but Django's own.

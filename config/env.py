@@ -89,6 +89,10 @@ def env_choice(name, choices, default, environ=os.environ):
     return value
 
 
+# Django's PostgreSQL backend with a health check that costs no round trip.
+POSTGRESQL_ENGINE = "config.postgresql"
+
+
 def database_from_url(url, conn_max_age, prepare_threshold=0):
     """Turn DATABASE_URL into Django's DATABASES entry, refusing anything unclear.
 
@@ -110,6 +114,9 @@ def database_from_url(url, conn_max_age, prepare_threshold=0):
         raise EnvError(f"DATABASE_URL cannot be parsed: {exc}.") from None
     if scheme != "sqlite" and not config.get("NAME"):
         raise EnvError("DATABASE_URL names no database; end it with /<database name>.")
+    if scheme != "sqlite":
+        # Django's backend with a health check that costs no round trip (config.postgresql).
+        config["ENGINE"] = POSTGRESQL_ENGINE
     if scheme != "sqlite" and prepare_threshold:
         config.setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=prepare_threshold

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF
 
 from config.env import (
+    POSTGRESQL_ENGINE,
     EnvError,
     database_from_url,
     env_bool,
@@ -293,7 +294,7 @@ if PRODUCTION:
         problems.append("Set DJANGO_DEBUG=false: debug pages leak data in production.")
     if not ALLOWED_HOSTS:
         problems.append("Set DJANGO_ALLOWED_HOSTS to the comma-separated host names served.")
-    if not DATABASE_URL or DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not DATABASE_URL or DATABASES["default"]["ENGINE"] != POSTGRESQL_ENGINE:
         problems.append("Set DATABASE_URL to a postgres:// URL: production runs on PostgreSQL.")
     if not FIELD_ENCRYPTION_KEYS:
         problems.append(

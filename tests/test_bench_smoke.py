@@ -24,6 +24,7 @@ TIME_LIMIT = int(os.environ.get("BENCH_SMOKE_TIMEOUT", "60"))
 WITH_BASELINE = {
     "auth_page_throughput",
     "document_link_throughput",
+    "document_link_vs_counted",
     "customer_list_queries_collector",
     "customer_list_queries_credit",
     "login_success",
@@ -38,7 +39,7 @@ def postgres_url():
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
+    if db["ENGINE"] != "config.postgresql":
         return None
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):
@@ -106,3 +107,12 @@ def test_bench_smoke_reports_every_scenario(tmp_path):
     assert len(reference) == scenarios["login_success"]["details"]["samples"]
     assert all(ms > 0 for ms in reference)
     assert "Django's own LoginView" in output
+    # Where the benchmark's target differs from issue 8's, the row keeps the issue's target
+    # and the printed table says why; every other row is held to the issue's own target.
+    from bench.scenarios import DEPARTURES
+
+    assert {n for n, s in scenarios.items() if s["issue_target"]} == set(DEPARTURES)
+    for name in DEPARTURES:
+        assert f"{name}: issue 8 asked {scenarios[name]['issue_target']}; " in output
+    assert scenarios["document_link_throughput"]["passed"] is None  # a reference only
+    assert scenarios["document_link_vs_counted"]["target"] == "ratio >= 0.7"

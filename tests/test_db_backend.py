@@ -50,8 +50,10 @@ def test_a_connection_the_server_ended_is_replaced_before_the_next_statement(cli
     assert backend_pid() != old
 
 
-def test_a_healthy_connection_is_reused_without_a_round_trip(monkeypatch):
-    old = backend_pid()
+@pytest.fixture
+def sent(monkeypatch):
+    """The statements psycopg sends from now on (Django's is_usable() bypasses the
+    ORM's query log)."""
     sent = []
     real_execute = psycopg.Cursor.execute
 
@@ -60,28 +62,27 @@ def test_a_healthy_connection_is_reused_without_a_round_trip(monkeypatch):
         return real_execute(self, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
+    return sent
+
+
+def test_a_healthy_connection_is_reused_without_a_round_trip(sent):
+    old = backend_pid()
+    sent.clear()
+
     start_request()
     assert connection.is_usable()
     connection.close_if_health_check_failed()
-    assert sent == []
-    monkeypatch.undo()
 
+    assert sent == []
     assert backend_pid() == old
 
 
-def test_after_an_error_the_server_is_still_asked(monkeypatch):
+def test_after_an_error_the_server_is_still_asked(sent):
     backend_pid()
     connection.errors_occurred = True
-    sent = []
-    real_execute = psycopg.Cursor.execute
+    sent.clear()
 
-    def counting_execute(self, query, *args, **kwargs):
-        sent.append(str(query))
-        return real_execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     start_request()
-    monkeypatch.undo()
 
     assert sent == ["SELECT 1"]
     assert connection.connection is not None and not connection.errors_occurred

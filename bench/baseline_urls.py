@@ -1,5 +1,5 @@
 """Baseline only: the product's URLs plus a plain FileResponse of the benchmark PDF (bare,
-and after one committed counter update), a
+and after one committed statement that counts and logs a use), a
 sign-in POST refused without any work (the floor of the refused sign-in scenario) and
 Django's own LoginView (the reference of the successful sign-in scenario)."""
 
@@ -26,15 +26,29 @@ def plain_file(request):
 
 
 def counted_file(request, link_id):
-    """The same FileResponse after the least a counted download needs: one committed
-    statement adding a use to a link row (autocommit, as the link's own statement runs)."""
+    """The same FileResponse after the least a counted, logged download must do: one
+    committed statement that adds a use to a link row and writes its access-log row
+    (autocommit, as the link's own statement runs), with none of the link's checks."""
     from django.db import connection
 
-    from documents.models import CustomerLink
+    from documents.models import CustomerLink, LinkUse
 
-    table = connection.ops.quote_name(CustomerLink._meta.db_table)
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET uses = uses + 1 WHERE id = %s", [link_id])
+        cursor.execute(
+            f"""WITH counted AS (
+                UPDATE {quote(CustomerLink._meta.db_table)} SET uses = uses + 1
+                WHERE id = %(link)s RETURNING id, entity_id
+            )
+            INSERT INTO {quote(LinkUse._meta.db_table)}
+                (entity_id, link_id, used_at, ip, user_agent)
+            SELECT entity_id, id, now(), %(ip)s::inet, %(agent)s FROM counted""",
+            {
+                "link": link_id,
+                "ip": request.META.get("REMOTE_ADDR"),
+                "agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+            },
+        )
     return plain_file(request)
 
 

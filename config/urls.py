@@ -4,9 +4,15 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import views
+from consent import urls as consent_urls
 from customers import urls as customer_urls
+from documents import urls as document_urls
 
 urlpatterns = [
+    # Customers' links first: the busiest public URLs, and no staff route starts with
+    # l/ or c/, so resolving them need not try every staff route before them.
+    path("", include(document_urls.link_urlpatterns)),
+    path("", include(consent_urls.link_urlpatterns)),
     path("", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("audit/", include("security.urls")),

@@ -24,5 +24,9 @@ urlpatterns = [
         views.ProcessorRemoveView.as_view(),
         name="processor-remove",
     ),
+]
+
+# The customer's self-service page, first in config.urls with the document links.
+link_urlpatterns = [
     path("c/<str:token>/", views.SelfServiceView.as_view(), name="consent-self-service"),
 ]

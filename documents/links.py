@@ -6,6 +6,7 @@ a usable document link is checked, counted and logged by one statement (take_dow
 everything else goes through find, problem_with and use.
 """
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -227,6 +228,23 @@ DOCUMENT_DOWNLOAD = """
 """
 
 
+@functools.cache
+def _document_download_sql():
+    """DOCUMENT_DOWNLOAD with the tables' names, and the default days of a document link
+    (built once per process: every download runs it)."""
+    quote = connection.ops.quote_name
+    field = SecurityPolicy._meta.get_field(days_setting(Kind.DOCUMENT))
+    sql = DOCUMENT_DOWNLOAD.format(
+        link=quote(CustomerLink._meta.db_table),
+        customer=quote(Customer._meta.db_table),
+        document=quote(Document._meta.db_table),
+        policy=quote(SecurityPolicy._meta.db_table),
+        days=quote(field.column),
+        use=quote(LinkUse._meta.db_table),
+    )
+    return sql, field.default
+
+
 def take_download(token, *, ip, user_agent, now):
     """A document link's download in one statement (PostgreSQL): when problem_with() finds
     nothing wrong, the use is counted and logged and the file to send is returned.
@@ -237,21 +255,12 @@ def take_download(token, *, ip, user_agent, now):
     hashed = lookup_hash(token)
     if hashed is None or connection.vendor != "postgresql":
         return None
-    quote = connection.ops.quote_name
-    field = days_setting(Kind.DOCUMENT)
-    sql = DOCUMENT_DOWNLOAD.format(
-        link=quote(CustomerLink._meta.db_table),
-        customer=quote(Customer._meta.db_table),
-        document=quote(Document._meta.db_table),
-        policy=quote(SecurityPolicy._meta.db_table),
-        days=quote(SecurityPolicy._meta.get_field(field).column),
-        use=quote(LinkUse._meta.db_table),
-    )
+    sql, default_days = _document_download_sql()
     params = {
         "token_hash": hashed,
         "kind": Kind.DOCUMENT.value,
         "now": now,
-        "default_days": SecurityPolicy._meta.get_field(field).default,
+        "default_days": default_days,
         "ip": ip,
         "agent": (user_agent or "")[:300],
     }

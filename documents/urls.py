@@ -2,7 +2,9 @@ from django.urls import path
 
 from documents import public_views, staff_views
 
-urlpatterns = [
+# Customers' links. config.urls lists them first, so the busiest public URLs resolve
+# without trying every staff route before them.
+link_urlpatterns = [
     path("l/<str:token>/", public_views.LinkView.as_view(), name="customer-link"),
     path("l/<str:token>/renew/", public_views.RenewLinkView.as_view(), name="customer-link-renew"),
     path(
@@ -10,6 +12,9 @@ urlpatterns = [
         public_views.InteractiveInvoicePdfView.as_view(),
         name="customer-link-invoice-pdf",
     ),
+]
+
+urlpatterns = [
     path(
         "customers/<int:pk>/documents/",
         staff_views.CustomerDocumentsView.as_view(),

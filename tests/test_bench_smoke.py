@@ -24,7 +24,7 @@ TIME_LIMIT = int(os.environ.get("BENCH_SMOKE_TIMEOUT", "60"))
 WITH_BASELINE = {
     "auth_page_throughput",
     "document_link_throughput",
-    "document_link_vs_counted",
+    "document_link_checks",
     "customer_list_queries_collector",
     "customer_list_queries_credit",
     "login_success",
@@ -115,4 +115,4 @@ def test_bench_smoke_reports_every_scenario(tmp_path):
     for name in DEPARTURES:
         assert f"{name}: issue 8 asked {scenarios[name]['issue_target']}; " in output
     assert scenarios["document_link_throughput"]["passed"] is None  # a reference only
-    assert scenarios["document_link_vs_counted"]["target"] == "ratio >= 0.7"
+    assert scenarios["document_link_checks"]["target"] == "ratio >= 0.7"

@@ -491,9 +491,10 @@ def http_scenarios(ctx):
 
             return measure
 
-        p_runs, b_runs, c_runs = alternate(
-            run_link(product.port, p_path),
+        # The product in the middle: each round runs it next to both of its baselines.
+        b_runs, p_runs, c_runs = alternate(
             run_link(baseline.port, b_path),
+            run_link(product.port, p_path),
             run_link(stack.port, c_path),
             rounds=rounds,
         )

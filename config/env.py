@@ -115,12 +115,11 @@ def database_from_url(url, conn_max_age, prepare_threshold=0):
     if scheme != "sqlite" and not config.get("NAME"):
         raise EnvError("DATABASE_URL names no database; end it with /<database name>.")
     if scheme != "sqlite":
-        # Django's backend with a health check that costs no round trip (config.postgresql).
         config["ENGINE"] = POSTGRESQL_ENGINE
-    if scheme != "sqlite" and prepare_threshold:
-        config.setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=prepare_threshold
-        )
+        if prepare_threshold:
+            config.setdefault("OPTIONS", {}).update(
+                server_side_binding=True, prepare_threshold=prepare_threshold
+            )
     return config
 
 

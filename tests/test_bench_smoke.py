@@ -38,8 +38,10 @@ def postgres_url():
     """A postgres:// URL for the server the tests use, or None when it is not PostgreSQL."""
     from django.conf import settings
 
+    from config.env import POSTGRESQL_ENGINE
+
     db = settings.DATABASES["default"]
-    if db["ENGINE"] != "config.postgresql":
+    if db["ENGINE"] != POSTGRESQL_ENGINE:
         return None
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):

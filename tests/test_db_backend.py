@@ -44,19 +44,6 @@ def terminate(pid):
     assert readable, "the server did not end the session within 10 s"
 
 
-def test_a_connection_the_server_ended_is_replaced_before_the_next_statement(client, sent):
-    old = backend_pid()
-    terminate(old)
-    sent.clear()
-
-    start_request()
-    response = client.get("/healthz")
-
-    assert response.status_code == 200
-    assert sent[0] == "SELECT 1"  # the socket had news: the server was asked, in vain
-    assert backend_pid() != old
-
-
 @pytest.fixture
 def sent(monkeypatch):
     """The statements psycopg sends from now on (Django's is_usable() bypasses the
@@ -70,6 +57,19 @@ def sent(monkeypatch):
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
     return sent
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_next_statement(client, sent):
+    old = backend_pid()
+    terminate(old)
+    sent.clear()
+
+    start_request()
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert sent[0] == "SELECT 1"  # the socket had news: the server was asked, in vain
+    assert backend_pid() != old
 
 
 def test_a_healthy_connection_is_reused_without_a_round_trip(sent):

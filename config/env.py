@@ -90,7 +90,7 @@ def env_choice(name, choices, default, environ=os.environ):
 
 
 # Django's PostgreSQL backend with a health check that costs no round trip.
-POSTGRESQL_ENGINE = "config.postgresql"
+POSTGRESQL_ENGINE = "core.postgresql"
 
 
 def database_from_url(url, conn_max_age, prepare_threshold=0):

@@ -96,8 +96,9 @@ INSTALLED_APPS = [
     "accounts",
     "security",
     "customers",
-    "consent",
     "documents",
+    "consent",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -141,7 +142,7 @@ AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses blocked accounts and addresses before any password
     # is checked (see security.lockouts for the two counters).
     "axes.backends.AxesStandaloneBackend",
-    "accounts.backends.EmailBackend",
+    "security.backends.EmailBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"

@@ -13,7 +13,8 @@ urlpatterns = [
     # l/ or c/, so resolving them need not try every staff route before them.
     path("", include(document_urls.link_urlpatterns)),
     path("", include(consent_urls.link_urlpatterns)),
-    path("", include("accounts.urls")),
+    path("", include("security.signin_urls")),
+    path("", include("portal.urls")),
     path("customers/", include("customers.urls")),
     path("audit/", include("security.urls")),
     path("settings/", include("security.settings_urls")),

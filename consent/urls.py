@@ -1,8 +1,18 @@
 from django.urls import path
 
-from consent import views
+from consent import card_views, views
 
 urlpatterns = [
+    path(
+        "customers/<int:pk>/contacts/",
+        card_views.CustomerContactsView.as_view(),
+        name="customer-contacts",
+    ),
+    path(
+        "customers/<int:pk>/anonymise/",
+        card_views.AnonymiseView.as_view(),
+        name="customer-anonymise",
+    ),
     path(
         "customers/contacts/<int:pk>/consent/",
         views.ContactConsentView.as_view(),

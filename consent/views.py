@@ -16,9 +16,11 @@ from django.views.generic import TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
 from accounts.tenancy import tenant_scope
-from config.http import ask_to_confirm, private
 from consent import services
 from consent.models import ConsentEvent, ConsentSource, DataProcessor, PrivacySettings
+from consent.pdf import consent_form_pdf
+from core.http import ask_to_confirm, private
+from core.pdf import pdf_response
 from customers.models import ContactPerson
 from customers.selectors import visible_customers
 from security.audit import record
@@ -172,8 +174,6 @@ class ConsentFormReportView(ContactMixin, View):
         contact = self.get_object()
         context = consent_form_context(contact)
         if request.GET.get("format") == "pdf":
-            from documents.pdf import consent_form_pdf, pdf_response
-
             return pdf_response(consent_form_pdf(context), f"consent-form-{contact.pk}.pdf")
         return render(request, "consent/consent_form.html", context)
 

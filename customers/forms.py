@@ -6,7 +6,7 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.safestring import mark_safe
 
 from accounts.models import User
-from config.forms import ModelMultipleChoiceField
+from core.forms import ModelMultipleChoiceField
 from customers.models import AccessGroup, ContactPerson, Customer
 from security.phones import PhoneNumberField
 

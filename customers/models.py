@@ -14,6 +14,9 @@ from django.utils import timezone
 
 from accounts.tenancy import TenantManager
 
+# What an anonymised customer's and contact's names read afterwards.
+ANONYM = "Anonym"
+
 
 class Customer(models.Model):
     entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")

@@ -13,9 +13,8 @@ from django.views.generic import DetailView, TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
 from accounts.tenancy import bigint
-from config.db import planned_for_their_values
-from consent.services import consent_matrix, purposes_for
-from customers import anonymisation, services
+from core.db import planned_for_their_values
+from customers import services
 from customers.forms import (
     AccessGroupForm,
     ContactForm,
@@ -23,6 +22,7 @@ from customers.forms import (
     CustomerSearchForm,
     SecretForm,
 )
+from customers.mixins import CustomerMixin, RefusedOnceAnonymised
 from customers.models import (
     AccessGroup,
     ContactPerson,
@@ -32,15 +32,13 @@ from customers.models import (
     Secret,
 )
 from customers.paging import capped_page, capped_page_of
+from customers.pdf import invoice_copy_context, invoice_copy_response
 from customers.selectors import (
     collectors_of_visible_customers,
-    ledger_balance,
     name_search,
     readable_secrets,
-    request_scope,
     search_customers,
     visible_customers,
-    why_visible,
     with_balance,
 )
 from security.models import AuditEvent
@@ -133,48 +131,6 @@ class CustomerListView(MemberRequiredMixin, TemplateView):
         )
 
 
-class CustomerMixin(ScopedObjectMixin):
-    """A customer the request may see (else 404), with the card's common context."""
-
-    model = Customer
-    required_capability = Capability.VIEW_CUSTOMERS
-    context_object_name = "customer"
-    tab = "overview"
-
-    def get_scoped_queryset(self):
-        return visible_customers(self.request).select_related("collector")
-
-    def card_context(self, customer):
-        tenancy = self.request.tenancy
-        return {
-            "menu_contacts": list(ContactPerson.objects.filter(customer=customer)[:20]),
-            "customer": customer,
-            "tab": self.tab,
-            "why": why_visible(request_scope(self.request), customer),
-            "can_edit": tenancy.can(Capability.EDIT_CUSTOMERS),
-            "balance": ledger_balance(customer),
-        }
-
-
-class RefusedOnceAnonymised:
-    """Pages that fill in a customer's personal data or send it something: an anonymised
-    customer stays anonymised (as the CSV import refuses to fill it in again). The object
-    is the customer, or one of its contacts."""
-
-    refused_methods = {"GET", "POST"}
-
-    def refuse_object(self, obj):
-        customer = getattr(obj, "customer", obj)
-        if customer.anonymised_at is None or self.request.method not in self.refused_methods:
-            return None
-        messages.error(
-            self.request,
-            "This customer is anonymised: its personal data cannot be filled in again, and "
-            "nothing is sent to it.",
-        )
-        return redirect("customer-detail", pk=customer.pk)
-
-
 class CustomerCardView(CustomerMixin, DetailView):
     template_name = "customers/card_overview.html"
 
@@ -184,23 +140,6 @@ class CustomerCardView(CustomerMixin, DetailView):
         context["assigned"] = [
             a.user
             for a in CustomerAssignment.objects.filter(customer=self.object).select_related("user")
-        ]
-        return context
-
-
-class CustomerContactsView(CustomerMixin, DetailView):
-    template_name = "customers/card_contacts.html"
-    tab = "contacts"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(self.card_context(self.object))
-        contacts = list(ContactPerson.objects.filter(customer=self.object))
-        purposes = purposes_for(self.request.tenancy.entity)
-        matrix = consent_matrix(contacts, purposes)
-        context["purposes"] = purposes
-        context["rows"] = [
-            {"contact": c, "consents": [matrix[c.pk][p.pk] for p in purposes]} for c in contacts
         ]
         return context
 
@@ -433,42 +372,6 @@ class AccessGroupEditView(ScopedObjectMixin, View):
         return redirect("access-groups")
 
 
-class AnonymiseView(CustomerMixin, View):
-    """Preflight (balance, contacts, secrets, mentions elsewhere), then the confirmed,
-    irreversible anonymisation."""
-
-    required_capability = Capability.EDIT_CUSTOMERS
-    template_name = "customers/anonymise.html"
-
-    def page(self, customer, error=None):
-        context = self.card_context(customer)
-        context.update(
-            check=anonymisation.preflight(customer, visible_customers(self.request)), error=error
-        )
-        return render(self.request, self.template_name, context)
-
-    def get(self, request, pk):
-        customer = self.get_object()
-        if customer.anonymised_at:
-            messages.info(request, "This customer is already anonymised.")
-            return redirect("customer-detail", pk=customer.pk)
-        return self.page(customer)
-
-    def post(self, request, pk):
-        customer = self.get_object()
-        try:
-            anonymisation.anonymise(
-                customer.pk,
-                confirmation=request.POST.get("confirm_number", ""),
-                actor=request.user,
-                request=request,
-            )
-        except anonymisation.AnonymisationRefused as refused:
-            return self.page(customer, error=refused.message)
-        messages.success(request, "The customer was anonymised. This cannot be undone.")
-        return redirect("customer-detail", pk=customer.pk)
-
-
 class InvoiceCopyView(ScopedObjectMixin, View):
     """An invoice copy from the invoice and the customer's current data (printable, PDF)."""
 
@@ -482,30 +385,6 @@ class InvoiceCopyView(ScopedObjectMixin, View):
 
     def get(self, request, pk):
         invoice = self.get_object()
-        context = invoice_copy_context(invoice)
         if request.GET.get("format") == "pdf":
-            from documents.pdf import invoice_copy_pdf, pdf_response
-
-            return pdf_response(invoice_copy_pdf(context), f"invoice-{invoice.number}.pdf")
-        return render(request, "customers/invoice_copy.html", context)
-
-
-def invoice_copy_context(invoice):
-    customer = invoice.customer
-    anonymous = customer.anonymised_at is not None
-
-    def shown(value):
-        return anonymisation.ANONYM if anonymous else (value or "")
-
-    return {
-        "invoice": invoice,
-        "entity": invoice.entity,
-        "customer_fields": [
-            ("Customer", shown(customer.name)),
-            ("Customer number", customer.number),
-            ("Organisation number", shown(customer.organisation_number)),
-            ("Address", shown(customer.address)),
-            ("Email", shown(customer.email)),
-            ("Phone", shown(customer.phone)),
-        ],
-    }
+            return invoice_copy_response(invoice, f"invoice-{invoice.number}.pdf")
+        return render(request, "customers/invoice_copy.html", invoice_copy_context(invoice))

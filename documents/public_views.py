@@ -18,7 +18,8 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.tenancy import tenant_scope
-from config.http import parse_int, private
+from core.http import parse_int, private
+from customers.pdf import invoice_copy_response
 from documents import links
 from documents.models import CustomerLink, Document, InvoiceAction
 from security.audit import record
@@ -245,13 +246,7 @@ def document_response(file_name, original_name, content_type):
 
 
 def invoice_pdf_response(invoice):
-    from customers.views import invoice_copy_context
-    from documents.pdf import invoice_copy_pdf, pdf_response
-
-    return pdf_response(
-        invoice_copy_pdf(invoice_copy_context(invoice)),
-        f"invoice-{safe_filename(invoice.number)}.pdf",
-    )
+    return invoice_copy_response(invoice, f"invoice-{safe_filename(invoice.number)}.pdf")
 
 
 class InteractiveInvoicePdfView(LinkView):

@@ -14,8 +14,8 @@ from django.views import View
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
-from config.http import ask_to_confirm, parse_int
 from consent.services import REMINDER_EMAIL, consent_given
+from core.http import ask_to_confirm, parse_int
 from customers.models import ContactPerson, Customer
 from customers.selectors import visible_customers
 from customers.views import CustomerMixin, RefusedOnceAnonymised

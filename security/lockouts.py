@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.models import User, normalize_email_address
 from security.audit import record
+from security.forms import EmailLoginForm
 from security.models import LoginThrottle
 
 Kind = LoginThrottle.Kind
@@ -272,7 +273,7 @@ class LockoutHandler(AbstractAxesHandler, AxesBaseHandler):
     """django-axes handler with an account counter and an IP counter (see module doc)."""
 
     def is_allowed(self, request, credentials=None):
-        # The login view reserves before the form is checked (accounts.views); any other
+        # The login view reserves before the form is checked (security.signin_views); any other
         # caller of authenticate() reserves here.
         reservation = getattr(request, "lockout_reservation", None)
         if reservation is None or reservation.account != attempted_account(credentials):
@@ -395,8 +396,6 @@ def block_started(reservation):
 def refusal_page(request, until, username=""):
     """The login page again, saying when to try again: the same for existing and unknown
     accounts. No password is checked and nothing else is read."""
-    from accounts.forms import EmailLoginForm
-
     form = EmailLoginForm(request, initial={"username": username})
     message = lockout_text(until)
     return render(

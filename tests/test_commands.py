@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 import pytest
+from accounts.management.commands import demo_data
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from accounts.management.commands import demo_data
 from accounts.models import Entity, GroupMembership, Membership, User
 from accounts.models import UserSession as Session
 from accounts.roles import Role

@@ -317,7 +317,7 @@ def _production_settings(compose):
 def test_its_environment_passes_the_production_settings_guard(compose):
     settings = _production_settings(compose)
     assert settings["DEBUG"] is False
-    assert settings["ENGINE"] == "config.postgresql"
+    assert settings["ENGINE"] == "core.postgresql"
     assert settings["HOST"] == "postgres"
     assert settings["PROXY"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert settings["SSL_REDIRECT"] is True

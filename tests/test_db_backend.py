@@ -1,4 +1,4 @@
-"""The PostgreSQL backend's health check (config.postgresql): a connection the server
+"""The PostgreSQL backend's health check (core.postgresql): a connection the server
 ended is replaced before a request's first statement, and a healthy one is reused
 without asking the server anything."""
 

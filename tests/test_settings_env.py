@@ -64,7 +64,7 @@ def test_database_connections_are_persistent_with_health_checks():
     config = database_from_url("postgres://u@127.0.0.1:5432/app", 600)
     assert config["CONN_MAX_AGE"] == 600
     assert config["CONN_HEALTH_CHECKS"] is True
-    assert config["ENGINE"] == "config.postgresql"
+    assert config["ENGINE"] == "core.postgresql"
 
 
 def test_it_refuses_a_url_that_is_not_redis():

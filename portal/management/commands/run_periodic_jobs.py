@@ -1,7 +1,12 @@
+"""Runs each entry of the one beat schedule (config/celery.py) once, for cron-style use.
+
+The Celery app is the one config registers as current (config/__init__.py), so this
+command reads the schedule without importing the layer above it."""
+
+from celery import current_app as app
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.tenancy import system_code
-from config.celery import app
 
 
 class Command(BaseCommand):

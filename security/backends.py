@@ -9,15 +9,15 @@ nightly job has run.
 from django.contrib.auth.backends import ModelBackend
 from django.utils import timezone
 
+from security.inactivity import deactivate_if_over_limit
+from security.lockouts import release_after_success
+
 
 class EmailBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
             return None
-        from security.inactivity import deactivate_if_over_limit
-        from security.lockouts import release_after_success
-
         if deactivate_if_over_limit(user, now=timezone.now()):
             return None
         release_after_success(getattr(request, "lockout_reservation", None))

@@ -1,3 +1,6 @@
+"""Signing in and out, changing and resetting the password, and switching entity: the
+views of the sign-in flow, with the lockouts (security.lockouts) in front of the password."""
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -7,16 +10,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from django.views.generic import TemplateView
 
-from accounts.access import MemberRequiredMixin
-from accounts.forms import EmailLoginForm
-from accounts.roles import Capability
 from accounts.sessions import end_sessions
 from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
-from customers.selectors import visible_customers
 from security.audit import record
 from security.client_ip import client_ip
+from security.forms import EmailLoginForm
 from security.lockouts import (
     attempted_account,
     block_in_force,
@@ -26,7 +25,7 @@ from security.lockouts import (
     refusal_page,
     reserve_attempt,
 )
-from security.models import AuditEvent
+from security.signin import send_code_if_address_not_allowed
 
 
 class EmailLoginView(LoginView):
@@ -58,8 +57,6 @@ class EmailLoginView(LoginView):
             response = super().post(request, *args, **kwargs)
         if request.user.is_authenticated:
             # After the commit: texting a code may wait on the SMS provider.
-            from security.account_views import send_code_if_address_not_allowed
-
             send_code_if_address_not_allowed(request, request.user)
         return response
 
@@ -84,21 +81,6 @@ class LogoutView(auth_views.LogoutView):
         return render(request, "registration/logout_confirm.html")
 
 
-class DashboardView(MemberRequiredMixin, TemplateView):
-    template_name = "accounts/dashboard.html"
-
-    def get_context_data(self, **kwargs):
-        tenancy = self.request.tenancy
-        context = super().get_context_data(**kwargs)
-        if tenancy.can(Capability.VIEW_CUSTOMERS):
-            context["customer_count"] = visible_customers(self.request).count()
-        if tenancy.can(Capability.VIEW_AUDIT):
-            context["recent_events"] = list(
-                AuditEvent.objects.visible_to(tenancy).select_related("entity")[:8]
-            )
-        return context
-
-
 @require_POST
 @login_required
 def switch_entity(request):
@@ -111,8 +93,6 @@ def switch_entity(request):
         request.session[SESSION_ENTITY_KEY] = access.entity.pk
         messages.success(request, f"You are now working in {access.entity.name}.")
         # Its allowlist may not have this address: the code is texted now, as at sign-in.
-        from security.account_views import send_code_if_address_not_allowed
-
         send_code_if_address_not_allowed(request, request.user, unless_one_is_waiting=True)
     # Always the dashboard: the page the user was on may show an object of the old entity.
     return redirect("dashboard")

@@ -1,7 +1,9 @@
+"""Sign-in, sign-out, password change and reset, and the entity switch."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from accounts import views
+from security import signin_views as views
 
 urlpatterns = [
     path("accounts/login/", views.EmailLoginView.as_view(), name="login"),
@@ -36,5 +38,4 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("switch-entity/", views.switch_entity, name="switch-entity"),
-    path("", views.DashboardView.as_view(), name="dashboard"),
 ]

@@ -31,7 +31,7 @@ def counted_file(request, link_id):
     (autocommit, as the link's own statement runs), with none of the link's checks."""
     from django.db import connection
 
-    from documents.models import CustomerLink, LinkUse
+    from customers.models import CustomerLink, LinkUse
 
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:

@@ -276,9 +276,9 @@ def setup_document_link(ctx):
 
     from accounts.tenancy import tenant_scope
     from bench.baseline_urls import BENCH_PDF_NAME
-    from customers.models import Customer
-    from documents import links
-    from documents.models import CustomerLink, Document
+    from customers import links
+    from customers.models import Customer, CustomerLink
+    from documents.models import Document
 
     data = make_pdf(200 * 1024)
     path = settings.MEDIA_ROOT / BENCH_PDF_NAME
@@ -313,7 +313,8 @@ def cleanup_document(document, link_id=None):
     """Remove the scenario's document, its link and the link's use log (explicitly: the
     link's foreign key to the document does not cascade)."""
     from accounts.tenancy import system_code
-    from documents.models import CustomerLink, Document, LinkUse
+    from customers.models import CustomerLink, LinkUse
+    from documents.models import Document
 
     with system_code():
         links = CustomerLink.objects.filter(document=document)
@@ -1222,8 +1223,7 @@ def build_customer_to_anonymise(ctx, admin):
 
     from accounts.tenancy import tenant_scope
     from consent.models import ConsentEvent, ConsentPurpose, ConsentState
-    from customers.models import ContactPerson, Customer, Invoice, Secret
-    from documents.models import CustomerLink, LinkUse
+    from customers.models import ContactPerson, Customer, CustomerLink, Invoice, LinkUse, Secret
     from security.models import AuditEvent
 
     rng = random.Random()
@@ -1364,7 +1364,7 @@ def anonymisation(ctx):
     from django.test.utils import CaptureQueriesContext
 
     from accounts.tenancy import tenant_scope
-    from customers.anonymisation import ANONYM, anonymise
+    from consent.anonymisation import ANONYM, anonymise
     from customers.models import ContactPerson, Customer
 
     admin = ctx.persona(ctx.big, "bench-admin")

@@ -79,6 +79,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 
+# Documents asks consent (the layer above it) whether a contact may be emailed through
+# this function (documents/consent_check.py).
+EMAIL_CONSENT_CHECK = "consent.services.reminder_email_consent"
+
 # --- Applications --------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -18,7 +18,9 @@ from consent.models import (
     LegalBasis,
     PrivacySettings,
 )
+from customers.links import consent_page_token as make_link_token
 from security.audit import record
+from security.selectors import policy_for
 
 # The purpose whose consent an emailed payment reminder needs.
 REMINDER_EMAIL = "invoice_email"
@@ -89,6 +91,12 @@ def consent_given(contact, code):
         return False, None
     state = ConsentState.objects.filter(contact=contact, purpose=purpose).first()
     return bool(state and state.granted), purpose
+
+
+def reminder_email_consent(contact):
+    """(granted, purpose): whether `contact` consents to invoices and reminders by email.
+    Documents asks this before every email (settings.EMAIL_CONSENT_CHECK names it)."""
+    return consent_given(contact, REMINDER_EMAIL)
 
 
 def privacy_of(entity):
@@ -232,28 +240,9 @@ def set_consents(
     return events
 
 
-def make_link_token(contact, *, actor=None, request=None):
-    """A new link to `contact`'s consent page: a `CustomerLink` record (revocable, logged,
-    valid per the entity's setting for links in interactive emails); returns its token,
-    which exists only in the URL (the database keeps its hash)."""
-    from documents.links import create_link
-    from documents.models import CustomerLink
-
-    _, token = create_link(
-        customer=contact.customer,
-        kind=CustomerLink.Kind.CONSENT,
-        contact=contact,
-        actor=actor,
-        request=request,
-    )
-    return token
-
-
 def send_consent_link(contact, *, actor, request):
     token = make_link_token(contact, actor=actor, request=request)
     url = request.build_absolute_uri(reverse("consent-self-service", args=[token]))
-    from security.selectors import policy_for
-
     days = policy_for(entity=contact.entity).interactive_link_days
     send_mail(
         f"Your communication preferences with {contact.entity.name}",
@@ -270,3 +259,9 @@ def send_consent_link(contact, *, actor, request):
         request=request,
         data={"contact": contact.pk},
     )
+
+
+def forget_contacts(contact_ids):
+    """The consent ledger's part of a GDPR erasure: the answers and their times stay (the
+    proof of consent), who answered from where does not."""
+    ConsentEvent.objects.filter(contact_id__in=contact_ids).update(ip=None, user_agent="")

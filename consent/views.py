@@ -21,7 +21,8 @@ from consent.models import ConsentEvent, ConsentSource, DataProcessor, PrivacySe
 from consent.pdf import consent_form_pdf
 from core.http import ask_to_confirm, private
 from core.pdf import pdf_response
-from customers.models import ContactPerson
+from customers import links
+from customers.models import ContactPerson, CustomerLink
 from customers.selectors import visible_customers
 from security.audit import record
 from security.client_ip import client_ip
@@ -304,9 +305,6 @@ class SelfServiceView(View):
     def resolve(self, token):
         """(link, None) or (None, message): the link must exist, be a consent link, and be
         usable now (not expired, withdrawn, used up, or of an anonymised customer)."""
-        from documents import links
-        from documents.models import CustomerLink
-
         link = links.find(token)
         if link is None or link.kind != CustomerLink.Kind.CONSENT or link.contact is None:
             return None, "This link is not valid."
@@ -316,8 +314,6 @@ class SelfServiceView(View):
         return link, None
 
     def log_use(self, request, link):
-        from documents import links
-
         links.use(
             link,
             ip=client_ip(request),

@@ -1,9 +1,19 @@
-"""Writes to customers, contacts, assignments, secrets and access groups; each audited."""
+"""Writes to customers, contacts, invoices, assignments, secrets, access groups and links;
+each audited. `forget_customer` is this app's part of a GDPR erasure (consent.anonymisation)."""
 
 from django.db import transaction
 from django.utils import timezone
 
-from customers.models import CustomerAssignment, Secret
+from customers.models import (
+    ANONYM,
+    ContactPerson,
+    Customer,
+    CustomerAssignment,
+    CustomerLink,
+    Invoice,
+    LinkUse,
+    Secret,
+)
 from security.audit import record
 
 
@@ -49,8 +59,6 @@ def save_contact(form, customer, *, actor, request):
         withdrawn = 0
         if not creating and "email" in form.changed_data:
             # Links emailed to the old address must not keep working for whoever reads it.
-            from documents.models import CustomerLink
-
             withdrawn = CustomerLink.objects.filter(
                 contact=contact, revoked_at__isnull=True
             ).update(revoked_at=timezone.now())
@@ -110,3 +118,46 @@ def save_access_group(form, *, actor, request):
         data={"added": sorted(after - before), "removed": sorted(before - after)},
     )
     return group
+
+
+class AnonymisationRefused(Exception):
+    """An anonymisation, or a write an anonymised customer refuses, with the message to show."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def create_invoice(customer_id, **fields):
+    """Create an invoice, waiting for (and refusing after) an anonymisation in progress: the
+    customer row is locked, as the anonymisation locks it."""
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        if customer.anonymised_at:
+            raise AnonymisationRefused("The customer is anonymised; it cannot get new invoices.")
+        return Invoice.objects.create(customer=customer, entity=customer.entity, **fields)
+
+
+def forget_customer(customer, *, now):
+    """This app's part of anonymising `customer` (locked by the caller): the customer's and
+    its contacts' personal data, its links (withdrawn) and their access log's visitors, its
+    secrets (deleted). Returns the contacts' ids and how many secrets went."""
+    contacts = ContactPerson.objects.filter(customer=customer)
+    contact_ids = list(contacts.values_list("pk", flat=True))
+    Customer.objects.filter(pk=customer.pk).update(
+        name=ANONYM,
+        organisation_number="",
+        address="",
+        delivery_address="",
+        email="",
+        phone="",
+        notes="",
+        anonymised_at=now,
+    )
+    contacts.update(name=ANONYM, title="", email="", phone="", notes="")
+    CustomerLink.objects.filter(customer=customer, revoked_at__isnull=True).update(revoked_at=now)
+    LinkUse.objects.filter(link__customer=customer).update(ip=None, user_agent="")
+    secrets = Secret.objects.filter(customer=customer)
+    secret_count = secrets.count()
+    secrets.delete()
+    return contact_ids, secret_count

@@ -13,9 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tenancy import system_code
-from consent.services import REMINDER_EMAIL, consent_given, make_link_token
-from documents import links
-from documents.models import CustomerLink, OutgoingEmail
+from customers import links
+from customers.links import consent_page_token
+from customers.models import CustomerLink
+from documents.consent_check import email_consent
+from documents.models import OutgoingEmail
 from security.audit import record
 
 
@@ -43,7 +45,7 @@ def reminder_context(customer, contact, *, absolute, make_links=True, actor=None
             request=request,
         )
         page_url = absolute(reverse("customer-link", args=[token]))
-        consent_token = make_link_token(contact, actor=actor, request=request)
+        consent_token = consent_page_token(contact, actor=actor, request=request)
         consent_url = absolute(reverse("consent-self-service", args=[consent_token]))
     for invoice in invoices:
         pdf_url = "#"
@@ -82,7 +84,7 @@ def queue_reminder(customer, contact, *, actor, request):
         raise ReminderRefused(f"{contact.name} has no email address.")
     if not open_invoices(customer):
         raise ReminderRefused("The customer has no open invoices to remind about.")
-    granted, purpose = consent_given(contact, REMINDER_EMAIL)
+    granted, purpose = email_consent(contact)
     if not granted:
         name = purpose.name if purpose else "reminders by email"
         email = OutgoingEmail.objects.create(

@@ -50,69 +50,6 @@ class Document(models.Model):
         return self.original_name
 
 
-class CustomerLink(models.Model):
-    class Kind(models.TextChoices):
-        DOCUMENT = "document", "Document"
-        INVOICE_PDF = "invoice_pdf", "Invoice PDF"
-        CONSENT = "consent", "Consent page"
-        INTERACTIVE = "interactive", "Customer page"
-
-    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
-    customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="links"
-    )
-    contact = models.ForeignKey(
-        "customers.ContactPerson",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="links",
-    )
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    # SET_NULL: deleting a document kills its links but keeps their record and use log.
-    document = models.ForeignKey(
-        Document, on_delete=models.SET_NULL, null=True, blank=True, related_name="links"
-    )
-    invoice = models.ForeignKey(
-        "customers.Invoice", on_delete=models.CASCADE, null=True, blank=True, related_name="links"
-    )
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    max_uses = models.PositiveIntegerField(null=True, blank=True)
-    uses = models.PositiveIntegerField(default=0)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = TenantManager()
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self):
-        return f"{self.get_kind_display()} link {self.pk}"
-
-
-class LinkUse(models.Model):
-    entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
-    link = models.ForeignKey(CustomerLink, on_delete=models.CASCADE, related_name="use_log")
-    used_at = models.DateTimeField(default=timezone.now)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    # False for an access that spends no use: the customer's page opened, which they come
-    # back to after each action. (db_default: the one-statement paths insert without it.)
-    counted = models.BooleanField(default=True, db_default=True)
-
-    objects = TenantManager()
-
-    class Meta:
-        ordering = ["-used_at", "-pk"]
-
-    def __str__(self):
-        return f"Use of link {self.link_id} at {self.used_at:%Y-%m-%d %H:%M}"
-
-
 class InvoiceAction(models.Model):
     """What a customer did on their interactive page: a promise to pay, or a dispute."""
 
@@ -127,7 +64,9 @@ class InvoiceAction(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     promised_on = models.DateField(null=True, blank=True)
     comment = models.TextField(blank=True)
-    link = models.ForeignKey(CustomerLink, on_delete=models.SET_NULL, null=True, related_name="+")
+    link = models.ForeignKey(
+        "customers.CustomerLink", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = TenantManager()

@@ -19,9 +19,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.tenancy import tenant_scope
 from core.http import parse_int, private
+from customers import links
+from customers.models import CustomerLink
 from customers.pdf import invoice_copy_response
-from documents import links
-from documents.models import CustomerLink, Document, InvoiceAction
+from documents import links as document_links
+from documents.models import Document, InvoiceAction
 from security.audit import record
 from security.client_ip import client_ip
 
@@ -78,7 +80,7 @@ class LinkView(View):
     credential, and no-referrer makes browsers post `Origin: null`."""
 
     def dead(self, request, message, link=None):
-        can_renew = link is not None and links.renewable(link, timezone.now())
+        can_renew = link is not None and document_links.renewable(link, timezone.now())
         return private(
             render(
                 request,
@@ -107,7 +109,7 @@ class LinkView(View):
     def get(self, request, token):
         # The common case first: a usable document link, checked, counted and logged by
         # one statement. It makes no ORM query, so it needs no tenant scope.
-        download = links.take_download(
+        download = document_links.take_download(
             token,
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT"),
@@ -282,11 +284,11 @@ class RenewLinkView(LinkView):
     def post(self, request, token):
         link = links.find(token)
         now = timezone.now()
-        if link is None or not links.renewable(link, now):
+        if link is None or not document_links.renewable(link, now):
             return self.dead(
                 request, "No new link can be sent for this one. Ask the company that sent it."
             )
-        if not links.may_renew(link, now):
+        if not document_links.may_renew(link, now):
             return private(
                 render(
                     request,

@@ -14,13 +14,13 @@ from django.views import View
 
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
-from consent.services import REMINDER_EMAIL, consent_given
 from core.http import ask_to_confirm, parse_int
-from customers.models import ContactPerson, Customer
+from customers.mixins import CustomerMixin, RefusedOnceAnonymised
+from customers.models import ContactPerson, Customer, CustomerLink, LinkUse
 from customers.selectors import visible_customers
-from customers.views import CustomerMixin, RefusedOnceAnonymised
 from documents import emails, links
-from documents.models import CustomerLink, Document, LinkUse, OutgoingEmail
+from documents.consent_check import email_consent
+from documents.models import Document, OutgoingEmail
 from security.audit import record
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -147,7 +147,7 @@ class CustomerDocumentsView(RefusedOnceAnonymised, CustomerMixin, View):
             form = SendLinkForm(request.POST, customer=customer)
             if not form.is_valid():
                 return self.page(customer, send=form)
-            granted, purpose = consent_given(form.cleaned_data["contact"], REMINDER_EMAIL)
+            granted, purpose = email_consent(form.cleaned_data["contact"])
             if not granted:
                 name = purpose.name if purpose else "invoices and reminders by email"
                 messages.error(

@@ -7,8 +7,8 @@ from celery.exceptions import Retry
 from django.utils import timezone
 
 from accounts.tenancy import system_code
+from customers.models import CustomerLink
 from documents import emails
-from documents.models import CustomerLink
 
 MAX_RETRIES = 5
 # Link records (and their use logs) are kept this long after they stop working.

@@ -58,3 +58,13 @@ def readable(value):
     if isinstance(value, dict):
         return "; ".join(f"{key}: {readable(item)}" for key, item in value.items())
     return str(value)
+
+
+def forget_about(target):
+    """Erase the personal data the audit log holds about `target` (GDPR erasure): the
+    visitors' addresses and the personal fields of events about it. The events stay."""
+    about = AuditEvent.objects.filter(
+        target_type=target._meta.label_lower, target_id=str(target.pk)
+    )
+    about.erase_visitor_addresses()
+    about.erase_personal_data()

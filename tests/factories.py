@@ -5,8 +5,8 @@ whose model has no factory here, so a new view cannot skip the check."""
 from accounts.models import User
 from accounts.tenancy import system_code
 from consent.models import DataProcessor
-from customers.models import AccessGroup, ContactPerson, Customer, Invoice, Secret
-from documents.models import CustomerLink, Document
+from customers.models import AccessGroup, ContactPerson, Customer, CustomerLink, Invoice, Secret
+from documents.models import Document
 from security.models import AllowedNetwork, AuditEvent
 
 
@@ -118,8 +118,8 @@ def document(entity):
 
 
 def customer_link(entity):
-    from documents.links import create_link
-    from documents.models import CustomerLink
+    from customers.links import create_link
+    from customers.models import CustomerLink
 
     owner = customer(entity, number="L-1")
     with system_code():

@@ -15,12 +15,13 @@ from django.db.models.signals import pre_delete
 from accounts.models import Membership
 from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
+from consent import anonymisation
 from consent import services as consent_services
+from consent.anonymisation import AnonymisationRefused, anonymise
 from consent.models import ConsentEvent, ConsentSource, ConsentState
-from customers import anonymisation
-from customers.anonymisation import AnonymisationRefused, anonymise, create_invoice
 from customers.models import AccessGroup, ContactPerson, Customer, Invoice, Secret
 from customers.selectors import ledger_balance
+from customers.services import create_invoice
 from security.audit import record
 from security.models import AuditEvent, AuditEventQuerySet, SecurityPolicy
 from tests.conftest import work_in

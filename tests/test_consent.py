@@ -14,6 +14,7 @@ from django.test import Client
 from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
 from consent import services
+from consent.anonymisation import anonymise
 from consent.models import (
     ConsentEvent,
     ConsentPurpose,
@@ -22,7 +23,6 @@ from consent.models import (
     DataProcessor,
     PrivacySettings,
 )
-from customers.anonymisation import anonymise
 from customers.models import ContactPerson, Customer
 from security.models import AuditEvent, SecurityPolicy
 from tests.conftest import work_in
@@ -874,8 +874,8 @@ def test_a_tampered_link_shows_a_clear_page(world, client, linked, kind):
 
 
 def test_a_link_of_another_kind_does_not_open_a_consent_page(world, client, linked):
-    from documents.links import create_link
-    from documents.models import CustomerLink
+    from customers.links import create_link
+    from customers.models import CustomerLink
 
     with system_code():
         _, token = create_link(
@@ -892,7 +892,7 @@ def test_each_link_reaches_only_its_own_contact(world, client, linked):
 
 
 def test_the_database_keeps_only_the_hash_and_logs_each_use(world, client, linked):
-    from documents.models import CustomerLink, LinkUse
+    from customers.models import CustomerLink, LinkUse
 
     token = services.make_link_token(linked)
     client.get(f"/c/{token}/", HTTP_USER_AGENT="Mail scanner 1.0")
@@ -907,7 +907,7 @@ def test_the_database_keeps_only_the_hash_and_logs_each_use(world, client, linke
 def test_a_consent_token_at_the_document_address_is_sent_to_its_page_uncounted(
     world, client, linked
 ):
-    from documents.models import CustomerLink, LinkUse
+    from customers.models import CustomerLink, LinkUse
 
     token = services.make_link_token(linked)
     response = client.get(f"/l/{token}/")
@@ -924,8 +924,8 @@ def test_a_consent_token_at_the_document_address_is_sent_to_its_page_uncounted(
 
 
 def test_a_withdrawn_consent_link_stops_working(world, client, linked):
-    from documents.links import revoke
-    from documents.models import CustomerLink
+    from customers.links import revoke
+    from customers.models import CustomerLink
 
     url = link_url(linked)
     with system_code():

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
-from customers import anonymisation
+from consent import anonymisation
 from customers.models import Customer, CustomerAssignment, CustomerNameWord
 from security.models import SecurityPolicy
 from tests.conftest import make_user, work_in

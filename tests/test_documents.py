@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.tenancy import system_code
-from customers.anonymisation import anonymise
-from customers.models import ContactPerson, Customer, Invoice
-from documents import links
-from documents.models import CustomerLink, Document, InvoiceAction, LinkUse, OutgoingEmail
+from consent.anonymisation import anonymise
+from customers import links
+from customers.models import ContactPerson, Customer, CustomerLink, Invoice, LinkUse
+from documents import links as document_links
+from documents.models import Document, InvoiceAction, OutgoingEmail
 from security.models import AuditEvent, SecurityPolicy
 from tests.conftest import work_in
 
@@ -754,7 +755,7 @@ def test_the_one_statement_download_answers_as_the_full_path_does(client, book, 
 
     fast = client.get(url(token))
     fast_body = body_of(fast)  # before the next open: the test storage shares one file object
-    monkeypatch.setattr(links, "take_download", lambda token, **kwargs: None)
+    monkeypatch.setattr(document_links, "take_download", lambda token, **kwargs: None)
     full = client.get(url(token))
 
     assert (fast.status_code, dict(fast.headers)) == (full.status_code, dict(full.headers))
@@ -771,7 +772,7 @@ def test_a_document_whose_file_is_gone_gets_a_plain_page_and_an_error_log(
     link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
     document.file.storage.delete(document.file.name)
     if path == "full path":
-        monkeypatch.setattr(links, "take_download", lambda token, **kwargs: None)
+        monkeypatch.setattr(document_links, "take_download", lambda token, **kwargs: None)
 
     with caplog.at_level("ERROR", logger="documents.public_views"):
         response = client.get(url(token))
@@ -920,13 +921,13 @@ def test_the_download_statement_agrees_with_problem_with(book, state):
         uses_before = fresh(link).uses
 
         usable = links.problem_with(links.find(token), now) is None
-        download = links.take_download(token, ip="192.0.2.1", user_agent="Agent", now=now)
+        download = document_links.take_download(token, ip="192.0.2.1", user_agent="Agent", now=now)
 
         assert (download is not None) == usable, age
         assert fresh(link).uses == uses_before + usable, age
         assert len(uses_of(link)) == usable, age
         if download:
-            assert download == links.Download(
+            assert download == document_links.Download(
                 book.entity.pk, document.file.name, document.original_name, document.content_type
             )
 
@@ -941,14 +942,14 @@ def test_the_download_statement_leaves_other_kinds_to_the_full_path(book, kind):
     now = timezone.now()
 
     assert links.problem_with(links.find(token), now) is None
-    assert links.take_download(token, ip=None, user_agent=None, now=now) is None
+    assert document_links.take_download(token, ip=None, user_agent=None, now=now) is None
     assert fresh(link).uses == 0
     assert uses_of(link) == []
 
 
 @pytest.mark.parametrize("token", ["", "A" * 101, "no-such-token"])
 def test_the_download_statement_answers_nothing_for_unknown_tokens(db, token):
-    assert links.take_download(token, ip=None, user_agent=None, now=NOW) is None
+    assert document_links.take_download(token, ip=None, user_agent=None, now=NOW) is None
 
 
 def test_the_documents_tab_does_not_read_settings_once_per_link(client, book):

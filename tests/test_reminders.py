@@ -28,9 +28,9 @@ from accounts.tenancy import system_code, tenant_scope
 from config.celery import app
 from consent import services as consent_services
 from consent.models import ConsentSource
-from customers.models import ContactPerson, Customer, Invoice
+from customers.models import ContactPerson, Customer, CustomerLink, Invoice
 from documents import emails, tasks
-from documents.models import CustomerLink, OutgoingEmail
+from documents.models import OutgoingEmail
 from security.models import AuditEvent
 from tests.celery_worker import running_worker
 from tests.conftest import work_in

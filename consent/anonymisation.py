@@ -1,33 +1,30 @@
 """GDPR erasure of a customer: a preflight for manual review, then an atomic, irreversible
 anonymisation that keeps the customer record, its invoices and amounts.
 
-The customer row is locked for the whole anonymisation, and `create_invoice` locks it
-too, so a new invoice either waits and is then refused, or comes first and makes the
-anonymisation refuse: never an anonymised customer with a balance.
+The anonymisation orchestrates: each app forgets what it holds through its own service
+(customers, documents, the consent ledger here, the audit log in security); none writes
+another app's tables. The customer row is locked for the whole anonymisation, and
+`customers.services.create_invoice` locks it too, so a new invoice either waits and is
+then refused, or comes first and makes the anonymisation refuse: never an anonymised
+customer with a balance.
 """
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import CharField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Q
 from django.utils import timezone
 
-from consent.models import ConsentEvent
-from customers.models import ContactPerson, Customer, Invoice, Secret
+from consent.services import forget_contacts
+from customers.models import ANONYM, ContactPerson, Customer, Invoice, Secret
 from customers.selectors import ledger_balance
-from documents.models import CustomerLink, Document, InvoiceAction, LinkUse, OutgoingEmail
-from security.audit import record
-from security.models import AuditEvent
+from customers.services import AnonymisationRefused, forget_customer
+from documents import services as documents
+from documents.services import supporting_documents
+from security.audit import forget_about, record
 
-ANONYM = "Anonym"
-
-
-class AnonymisationRefused(Exception):
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
+__all__ = ["ANONYM", "AnonymisationRefused", "Preflight", "anonymise", "preflight"]
 
 
 @dataclass
@@ -100,7 +97,7 @@ def preflight(customer, visible):
     return Preflight(
         balance=ledger_balance(customer),
         contacts=contacts,
-        documents=Document.objects.filter(customer=customer, kind=Document.Kind.SUPPORTING).count(),
+        documents=supporting_documents(customer).count(),
         secrets=Secret.objects.filter(customer=customer).count(),
         names=names,
         mentions=mentions,
@@ -125,54 +122,10 @@ def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
                 f"The customer has an outstanding balance of {balance:.2f}. The balance must "
                 "be zero before the customer can be anonymised; nothing was changed."
             )
-        contacts = ContactPerson.objects.filter(customer=customer)
-        contact_ids = list(contacts.values_list("pk", flat=True))
-        Customer.objects.filter(pk=customer.pk).update(
-            name=ANONYM,
-            organisation_number="",
-            address="",
-            delivery_address="",
-            email="",
-            phone="",
-            notes="",
-            anonymised_at=now,
-        )
-        contacts.update(name=ANONYM, title="", email="", phone="", notes="")
-        ConsentEvent.objects.filter(contact_id__in=contact_ids).update(ip=None, user_agent="")
-        documents = Document.objects.filter(customer=customer, kind=Document.Kind.SUPPORTING)
-        files = [(d.file.storage, d.file.name) for d in documents]
-        documents.delete()
-        CustomerLink.objects.filter(customer=customer, revoked_at__isnull=True).update(
-            revoked_at=now
-        )
-        LinkUse.objects.filter(link__customer=customer).update(ip=None, user_agent="")
-        # What the customer wrote on their page (a dispute's comment can name anyone).
-        InvoiceAction.objects.filter(invoice__customer=customer).update(comment="")
-        # Emails keep what was sent when; not to whom or what it said. One still queued
-        # is not sent.
-        emails = OutgoingEmail.objects.filter(customer=customer)
-        emails.filter(status=OutgoingEmail.Status.QUEUED).update(
-            status=OutgoingEmail.Status.SKIPPED, reason="The customer was anonymised."
-        )
-        emails.update(to="", subject=ANONYM, text_body="", html_body="")
-        # Invoice PDFs are kept with the invoices (bookkeeping); their file names may
-        # carry a name. (Supporting documents were deleted above.)
-        kept = Document.objects.filter(customer=customer)
-        number = Invoice.objects.filter(pk=OuterRef("invoice_id")).values("number")[:1]
-        kept.filter(invoice__isnull=False).update(
-            original_name=Concat(Value("invoice-"), Subquery(number), Value(".pdf"))
-        )
-        kept.filter(invoice__isnull=True).update(
-            original_name=Concat(Value("invoice-"), Cast("pk", CharField()), Value(".pdf"))
-        )
-        secrets = Secret.objects.filter(customer=customer)
-        secret_count = secrets.count()
-        secrets.delete()
-        about = AuditEvent.objects.filter(
-            target_type="customers.customer", target_id=str(customer.pk)
-        )
-        about.erase_visitor_addresses()
-        about.erase_personal_data()
+        contact_ids, secret_count = forget_customer(customer, now=now)
+        forget_contacts(contact_ids)
+        documents_deleted = documents.forget_customer(customer, now=now)
+        forget_about(customer)
         record(
             "customer.anonymised",
             actor=actor,
@@ -184,18 +137,7 @@ def anonymise(customer_id, *, confirmation, actor, request=None, now=None):
             data={
                 "contacts": len(contact_ids),
                 "secrets_deleted": secret_count,
-                "documents_deleted": len(files),
+                "documents_deleted": documents_deleted,
             },
         )
-        # Files go only once the database change is committed (a rollback keeps them).
-        transaction.on_commit(lambda: [storage.delete(name) for storage, name in files])
     return customer
-
-
-def create_invoice(customer_id, **fields):
-    """Create an invoice, waiting for (and refusing after) an anonymisation in progress."""
-    with transaction.atomic():
-        customer = Customer.objects.select_for_update().get(pk=customer_id)
-        if customer.anonymised_at:
-            raise AnonymisationRefused("The customer is anonymised; it cannot get new invoices.")
-        return Invoice.objects.create(customer=customer, entity=customer.entity, **fields)

@@ -24,12 +24,14 @@ RUN pip install --require-hashes -r requirements.lock
 # The code stays owned by root: the app user can read it but not change it. Copied path by
 # path so local files (.venv, db.sqlite3, .demo_password, .git) never enter the image.
 COPY manage.py ./
-COPY config/ config/
+COPY core/ core/
 COPY accounts/ accounts/
 COPY security/ security/
 COPY customers/ customers/
-COPY consent/ consent/
 COPY documents/ documents/
+COPY consent/ consent/
+COPY portal/ portal/
+COPY config/ config/
 COPY templates/ templates/
 COPY static/ static/
 RUN python -m compileall -q /app \

@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from customers.models import ContactPerson, Customer
+from customers.selectors import customer_scope
 from security.phones import normalize_phone
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -570,8 +571,6 @@ def load_known(entity, numbers, *, scope=None, lock=False):
     `scope` (customers.selectors.Scope) marks which of them the user may see; `lock` takes
     row locks (inside a transaction) so they cannot change before the import writes.
     """
-    from customers.selectors import customer_scope
-
     fields = list(CUSTOMER_COLUMNS.values())
     known = {}
     for chunk in _chunks(sorted(set(numbers))):

@@ -9,11 +9,10 @@ from accounts.models import User
 from core.forms import ModelMultipleChoiceField
 from customers.models import AccessGroup, ContactPerson, Customer
 from security.phones import PhoneNumberField
+from security.selectors import users_in_scope
 
 
 def entity_people(entity):
-    from security.selectors import users_in_scope
-
     return users_in_scope(entity=entity).filter(is_active=True).order_by("full_name", "email")
 
 

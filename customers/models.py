@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.tenancy import TenantManager
+from security.crypto import decrypt, encrypt
 
 # What an anonymised customer's and contact's names read afterwards.
 ANONYM = "Anonym"
@@ -230,13 +231,9 @@ class Secret(models.Model):
 
     @property
     def body(self):
-        from security.crypto import decrypt
-
         return decrypt(self.encrypted_body).decode("utf-8")
 
     def set_body(self, text):
-        from security.crypto import encrypt
-
         self.encrypted_body = encrypt(text.encode("utf-8"))
 
 

@@ -23,6 +23,7 @@ from customers import links
 from customers.models import CustomerLink
 from customers.pdf import invoice_copy_response
 from documents import links as document_links
+from documents.emails import send_fresh_link
 from documents.models import Document, InvoiceAction
 from security.audit import record
 from security.client_ip import client_ip
@@ -302,8 +303,6 @@ class RenewLinkView(LinkView):
                 )
             )
         with tenant_scope(link.entity):
-            from documents.emails import send_fresh_link
-
             send_fresh_link(link, request=request)
         return private(
             render(

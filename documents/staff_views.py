@@ -15,10 +15,11 @@ from django.views import View
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.roles import Capability
 from core.http import ask_to_confirm, parse_int
+from customers import links
 from customers.mixins import CustomerMixin, RefusedOnceAnonymised
 from customers.models import ContactPerson, Customer, CustomerLink, LinkUse
 from customers.selectors import visible_customers
-from documents import emails, links
+from documents import emails
 from documents.consent_check import email_consent
 from documents.models import Document, OutgoingEmail
 from security.audit import record

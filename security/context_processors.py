@@ -1,6 +1,6 @@
 from django.utils import timezone
 
-from security.rotation import days_left
+from security.policy import days_left
 
 
 def password_expiry(request):

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.crypto import salted_hmac
 
 
 class DecryptionError(Exception):
@@ -65,3 +66,14 @@ def rotate(token: str) -> str:
         return fernet().rotate(token.encode("ascii")).decode("ascii")
     except InvalidToken:
         raise DecryptionError("Stored data cannot be decrypted with any configured key.") from None
+
+
+# One-time backup codes are stored as keyed hashes (security.models.BackupCodeDevice).
+def normalize_code(token):
+    return "".join(ch for ch in str(token).lower() if ch.isalnum())
+
+
+def backup_code_hash(token):
+    return salted_hmac(
+        "security.backup-code", normalize_code(token), algorithm="sha256"
+    ).hexdigest()

@@ -22,7 +22,7 @@ from django.utils.functional import SimpleLazyObject
 from security.allowlist import address_allowed, context_for, passed_marker
 from security.client_ip import client_ip
 from security.inactivity import touch
-from security.rotation import is_password_expired
+from security.policy import is_password_expired
 from security.selectors import effective_from, load_policies
 from security.twofactor import has_second_factor
 

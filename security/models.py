@@ -15,6 +15,7 @@ from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.roles import Capability
+from security.crypto import backup_code_hash, decrypt
 
 
 class AppendOnlyError(Exception):
@@ -288,8 +289,6 @@ class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
 
     @property
     def bin_key(self):
-        from security.crypto import decrypt
-
         return decrypt(self.encrypted_key)
 
     verify_token = TOTPDevice.verify_token
@@ -305,8 +304,6 @@ class BackupCodeDevice(ThrottlingMixin, Device):
         verbose_name = "backup codes"
 
     def verify_token(self, token):
-        from security.twofactor import backup_code_hash
-
         allowed, _ = self.verify_is_allowed()
         if not allowed:
             return False

@@ -16,7 +16,9 @@ multi-entity access (multi-level). Password age, inactivity and 2FA belong to th
 so every entity the user reaches counts, not only the one they are working in.
 """
 
+import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 MULTI_LEVEL = "multi-level"
@@ -137,3 +139,29 @@ def looser_than_inherited(field, value, inherited):
                 "this entity can only do the same."
             )
     return None
+
+
+# --- Password age (pure: the middleware, the Users page and the reminder job use them) ---
+
+# A banner warns, and the reminder job emails, this many days before a password expires.
+WARNING_DAYS = 7
+
+
+def password_expires_at(changed_at, max_age_days):
+    if max_age_days is None:
+        return None
+    return changed_at + timedelta(days=max_age_days)
+
+
+def is_password_expired(changed_at, max_age_days, now):
+    """Expired once the time since the last change exceeds the maximum age."""
+    expires = password_expires_at(changed_at, max_age_days)
+    return expires is not None and now > expires
+
+
+def days_left(changed_at, max_age_days, now):
+    """Days until expiry, rounded up, when it is within WARNING_DAYS, else None."""
+    expires = password_expires_at(changed_at, max_age_days)
+    if expires is None or now > expires or expires - now > timedelta(days=WARNING_DAYS):
+        return None
+    return math.ceil((expires - now) / timedelta(days=1))

@@ -1,6 +1,6 @@
-"""Forced password rotation: when a password is too old, and the reminder job."""
+"""Forced password rotation: the reminder job. (When a password is too old is pure policy:
+security.policy.is_password_expired.)"""
 
-import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,29 +10,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.tenancy import system_code
 from security.models import SecurityPolicy
+from security.policy import WARNING_DAYS, password_expires_at
 from security.selectors import effective_policy_for_user, users_in_scope
-
-WARNING_DAYS = 7
-
-
-def password_expires_at(changed_at, max_age_days):
-    if max_age_days is None:
-        return None
-    return changed_at + timedelta(days=max_age_days)
-
-
-def is_password_expired(changed_at, max_age_days, now):
-    """Expired once the time since the last change exceeds the maximum age."""
-    expires = password_expires_at(changed_at, max_age_days)
-    return expires is not None and now > expires
-
-
-def days_left(changed_at, max_age_days, now):
-    """Days until expiry, rounded up, when it is within WARNING_DAYS, else None."""
-    expires = password_expires_at(changed_at, max_age_days)
-    if expires is None or now > expires or expires - now > timedelta(days=WARNING_DAYS):
-        return None
-    return math.ceil((expires - now) / timedelta(days=1))
 
 
 def remind_expiring_passwords(now=None):

@@ -6,7 +6,7 @@ from accounts.models import Entity, GroupMembership, Membership, User
 from accounts.roles import Capability, can
 from accounts.tenancy import resolve_tenancy
 from security.models import SecurityPolicy
-from security.policy import effective_policy, level_values
+from security.policy import effective_policy, is_password_expired, level_values
 
 
 def policies_for_entities(entities):
@@ -129,8 +129,6 @@ def roles_in_entity(entity):
 def users_with_expired_passwords(users, now):
     """The ids of `users` whose password is older than the rule that applies to them (the
     shortest maximum age of every level reaching them; five queries for any number)."""
-    from security.rotation import is_password_expired  # rotation imports this module
-
     reached = entities_of_users([u.pk for u in users])
     entities = list(Entity.objects.filter(pk__in=set().union(*reached.values())))
     policies = policies_for_entities(entities)

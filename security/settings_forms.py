@@ -4,6 +4,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
+from security.allowlist import parse_network
 from security.models import SecurityPolicy
 from security.policy import inherited_rule, looser_than_inherited
 
@@ -55,8 +56,6 @@ class NetworkForm(forms.Form):
     )
 
     def clean_network(self):
-        from security.allowlist import parse_network
-
         return str(parse_network(self.cleaned_data["network"]))
 
 

@@ -15,12 +15,12 @@ from django.views.generic import DetailView, TemplateView
 from accounts.access import MemberRequiredMixin, ScopedObjectMixin
 from accounts.models import User
 from accounts.roles import Capability, Role
+from accounts.tenancy import resolve_tenancy
 from security import allowlist, inactivity, lockouts, twofactor
 from security.audit import readable, record
 from security.client_ip import client_ip
 from security.models import AllowedNetwork, CodeRecipient, EncryptedTOTPDevice, LoginThrottle
-from security.policy import effective_policy, level_values
-from security.rotation import password_expires_at
+from security.policy import effective_policy, level_values, password_expires_at
 from security.selectors import (
     people_managed_by,
     policies_for_entities,
@@ -344,8 +344,6 @@ class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):
     context_object_name = "person"
 
     def get_context_data(self, **kwargs):
-        from accounts.tenancy import resolve_tenancy
-
         person = self.object
         entities = [a.entity for a in resolve_tenancy(person).accesses]
         levels = [level_values(p) for p in policies_for_entities(entities)]

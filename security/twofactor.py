@@ -16,26 +16,15 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
 
 from accounts.sessions import end_sessions
 from security.audit import record
-from security.crypto import encrypt
+from security.crypto import backup_code_hash, encrypt, normalize_code
 from security.models import BackupCode, BackupCodeDevice, EncryptedTOTPDevice
 
 BACKUP_CODE_COUNT = 10
 BACKUP_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i
-
-
-def normalize_code(token):
-    return "".join(ch for ch in str(token).lower() if ch.isalnum())
-
-
-def backup_code_hash(token):
-    return salted_hmac(
-        "security.backup-code", normalize_code(token), algorithm="sha256"
-    ).hexdigest()
 
 
 def confirmed_totp(user):

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from accounts.management.commands import demo_data
+from portal.management.commands import demo_data
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 

@@ -1,7 +1,6 @@
 """A copy of an invoice, from the invoice and the customer's current data: the context of
 the printable page and the PDF (for staff and for the customer's link page)."""
 
-
 from core.pdf import PdfDocument, pdf_response
 from customers.models import ANONYM
 

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from portal.management.commands import demo_data
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -14,6 +13,7 @@ from accounts.sessions import SessionStore
 from accounts.tenancy import system_code
 from config.celery import app
 from customers.models import Customer, CustomerAssignment
+from portal.management.commands import demo_data
 
 
 @pytest.fixture

@@ -1,23 +1,18 @@
-"""Payment reminders: rendered from templates, gated by consent, queued for the Celery
-worker, and delivered at most once."""
+"""Emails to customers: payment reminders and fresh links, rendered from templates
+(templates/emails/), gated by consent, queued in the outbox (OutgoingEmail) inside the
+caller's transaction and handed to the Celery worker once it commits. Delivery is
+documents.outbox."""
 
-import re
-import smtplib
-
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 
-from accounts.tenancy import system_code
 from customers import links
 from customers.links import consent_page_token
 from customers.models import CustomerLink
 from documents.consent_check import email_consent
 from documents.models import OutgoingEmail
+from documents.tasks import dispatch_email
 from security.audit import record
 
 
@@ -73,8 +68,8 @@ def reminder_context(customer, contact, *, absolute, make_links=True, actor=None
 
 def render_reminder(context):
     subject = f"Payment reminder from {context['entity'].name}"
-    text = render_to_string("documents/email/reminder.txt", context)
-    html = render_to_string("documents/email/reminder.html", context)
+    text = render_to_string("emails/reminder.txt", context)
+    html = render_to_string("emails/reminder.html", context)
     return subject, text, html
 
 
@@ -130,115 +125,15 @@ def queue_reminder(customer, contact, *, actor, request):
         request=request,
         data={"email": email.pk, "kind": "reminder"},
     )
-    from documents.tasks import dispatch_email
-
-    email_id = email.pk
-    transaction.on_commit(lambda: dispatch_email(email_id))
+    dispatch_after_commit(email)
     return email
 
 
-# Network trouble of any kind (timeouts, refused connections, DNS, TLS) is temporary.
-TRANSIENT_SMTP = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)
-TOKEN_IN_URL = re.compile(r"/(l|c)/[^/\s\"'<>]+/")
-
-
-def without_tokens(body):
-    """The body with its link tokens masked: once an email is settled, the database keeps
-    no working link (links themselves are stored only as hashes)."""
-    return TOKEN_IN_URL.sub(lambda m: f"/{m.group(1)}/…/", body)
-
-
-def settle(email_id, **fields):
-    email = OutgoingEmail.objects.get(pk=email_id)
-    OutgoingEmail.objects.filter(pk=email_id).update(
-        text_body=without_tokens(email.text_body),
-        html_body=without_tokens(email.html_body),
-        **fields,
-    )
-
-
-def _again(email_id, reason):
-    OutgoingEmail.objects.filter(pk=email_id).update(
-        status=OutgoingEmail.Status.QUEUED, reason=f"Temporary failure: {reason}"
-    )
-    return "retry"
-
-
-def _failed(email_id, reason):
-    settle(email_id, status=OutgoingEmail.Status.FAILED, reason=reason)
-    return "failed"
-
-
-def deliver(email_id, now=None):
-    """Send one queued email. Returns "sent", "retry", "failed" or "skipped" (nothing to
-    do: already sent, being sent by another worker, or not queued)."""
-    with system_code():
-        with transaction.atomic():
-            claimed = OutgoingEmail.objects.filter(
-                pk=email_id, status=OutgoingEmail.Status.QUEUED
-            ).update(
-                status=OutgoingEmail.Status.SENDING,
-                claimed_at=now or timezone.now(),
-                attempts=F("attempts") + 1,
-            )
-        if not claimed:
-            return "skipped"
-        email = OutgoingEmail.objects.get(pk=email_id)
-        message = EmailMultiAlternatives(
-            email.subject,
-            email.text_body,
-            settings.DEFAULT_FROM_EMAIL,
-            [email.to],
-            headers={"Message-ID": f"<reminder-{email.pk}@{email.entity.slug}.guardrail>"},
-        )
-        message.attach_alternative(email.html_body, "text/html")
-        try:
-            message.send()
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            if codes and all(400 <= code < 500 for code in codes):  # e.g. greylisting
-                return _again(email.pk, codes[0])
-            return _failed(email.pk, f"The recipient was refused ({', '.join(map(str, codes))}).")
-        except smtplib.SMTPResponseException as exc:
-            if 400 <= exc.smtp_code < 500:
-                return _again(email.pk, exc.smtp_code)
-            return _failed(email.pk, f"Refused by the mail server ({exc.smtp_code}).")
-        except TRANSIENT_SMTP as exc:
-            return _again(email.pk, type(exc).__name__)
-        except smtplib.SMTPException as exc:
-            return _failed(email.pk, f"Refused: {type(exc).__name__}")
-        settle(email.pk, status=OutgoingEmail.Status.SENT, sent_at=timezone.now(), reason="")
-        return "sent"
-
-
-def give_up(email_id):
-    with system_code():
-        if OutgoingEmail.objects.filter(pk=email_id, status=OutgoingEmail.Status.QUEUED).exists():
-            settle(
-                email_id,
-                status=OutgoingEmail.Status.FAILED,
-                reason="Gave up after repeated temporary failures.",
-            )
-
-
-def requeue_stale(now=None, older_than=None):
-    """Hand queued emails whose task was lost (broker outage, eager mode after a temporary
-    failure) to the worker again. Idempotent: delivery claims each row once."""
-    from datetime import timedelta
-
-    from documents.tasks import dispatch_email
-
-    now = now or timezone.now()
-    cutoff = now - (older_than or timedelta(minutes=10))
-    with system_code():
-        ids = list(
-            OutgoingEmail.objects.filter(
-                status=OutgoingEmail.Status.QUEUED, created_at__lt=cutoff, attempts__lt=6
-            ).values_list("pk", flat=True)[:500]
-        )
-    for email_id in ids:
-        dispatch_email(email_id)
-    return len(ids)
+def dispatch_after_commit(email):
+    """Hand a queued email to the worker once the transaction that queued it commits (a
+    rollback queues nothing)."""
+    email_id = email.pk
+    transaction.on_commit(lambda: dispatch_email(email_id))
 
 
 def send_fresh_link(link, *, request):
@@ -262,10 +157,7 @@ def send_fresh_link(link, *, request):
         to=link.contact.email,
         subject=f"Your new link from {link.entity.name}",
         text_body=text,
-        html_body=render_to_string("documents/email/fresh_link.html", {"url": url, "link": link}),
+        html_body=render_to_string("emails/fresh_link.html", {"url": url, "link": link}),
     )
-    from documents.tasks import dispatch_email
-
-    email_id = email.pk
-    transaction.on_commit(lambda: dispatch_email(email_id))
+    dispatch_after_commit(email)
     return fresh

@@ -1,12 +1,8 @@
 """Staff side of documents and links: the card's Documents tab, uploads, links, reminders."""
 
-import hashlib
-
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.files.base import ContentFile
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,12 +13,11 @@ from accounts.roles import Capability
 from core.http import ask_to_confirm, parse_int
 from customers import links
 from customers.mixins import CustomerMixin, RefusedOnceAnonymised
-from customers.models import ContactPerson, Customer, CustomerLink, LinkUse
+from customers.models import ContactPerson, CustomerLink, LinkUse
 from customers.selectors import visible_customers
-from documents import emails
+from documents import emails, services
 from documents.consent_check import email_consent
 from documents.models import Document, OutgoingEmail
-from security.audit import record
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 SIGNATURES = {
@@ -142,7 +137,7 @@ class CustomerDocumentsView(RefusedOnceAnonymised, CustomerMixin, View):
             form = UploadForm(request.POST, request.FILES, customer=customer)
             if not form.is_valid():
                 return self.page(customer, upload=form)
-            store_upload(customer, form.cleaned_data, actor=request.user, request=request)
+            services.store_upload(customer, form.cleaned_data, actor=request.user, request=request)
             messages.success(request, "The document was uploaded.")
         else:
             form = SendLinkForm(request.POST, customer=customer)
@@ -156,92 +151,13 @@ class CustomerDocumentsView(RefusedOnceAnonymised, CustomerMixin, View):
                     f"Not sent: {form.cleaned_data['contact'].name} has not consented to “{name}”.",
                 )
                 return redirect("customer-documents", pk=customer.pk)
-            count = send_links(customer, form.cleaned_data, actor=request.user, request=request)
+            count = services.send_links(
+                customer, form.cleaned_data, actor=request.user, request=request
+            )
             messages.success(
                 request, f"{count} link(s) emailed to {form.cleaned_data['contact'].email}."
             )
         return redirect("customer-documents", pk=customer.pk)
-
-
-def store_upload(customer, data, *, actor, request):
-    upload = data["file"]
-    content = upload.read()
-    digest = hashlib.sha256(content).hexdigest()
-    with transaction.atomic():
-        document = Document(
-            entity=customer.entity,
-            customer=customer,
-            invoice=data.get("invoice"),
-            kind=data["kind"],
-            original_name=upload.name[:200],
-            content_type=data["content_type"],
-            size=len(content),
-            sha256=digest,
-            uploaded_by=actor,
-        )
-        document.file.save(f"{digest[:16]}", ContentFile(content), save=False)
-        document.save()
-        record(
-            "document.uploaded",
-            actor=actor,
-            entity=customer.entity,
-            target=customer,
-            request=request,
-            data={
-                "document": document.pk,
-                "kind": document.kind,
-                "size": document.size,
-                "sha256": digest,
-            },
-        )
-    return document
-
-
-def send_links(customer, data, *, actor, request):
-    contact, what = data["contact"], data["what"]
-    if what == "interactive":
-        targets = [{"kind": CustomerLink.Kind.INTERACTIVE}]
-    elif what == "document":
-        targets = [{"kind": CustomerLink.Kind.DOCUMENT, "document": data["document"]}]
-    else:
-        targets = [
-            {"kind": CustomerLink.Kind.INVOICE_PDF, "invoice": invoice}
-            for invoice in emails.open_invoices(customer)
-        ]
-    made = [
-        links.create_link(
-            customer=customer,
-            contact=contact,
-            actor=actor,
-            max_uses=data["max_uses"],
-            request=request,
-            **target,
-        )
-        for target in targets
-    ]
-    urls = [links.url_for(request, token) for _, token in made]
-    text = (
-        f"Hello {contact.name},\n\n{customer.entity.name} sends you these links:\n\n"
-        + "\n".join(urls)
-        + "\n"
-    )
-    html = "".join(f'<p><a href="{url}">{url}</a></p>' for url in urls)
-    email = OutgoingEmail.objects.create(
-        entity=customer.entity,
-        customer=customer,
-        contact=contact,
-        kind="links",
-        to=contact.email,
-        subject=f"Documents from {customer.entity.name}",
-        text_body=text,
-        html_body=html,
-        created_by=actor,
-    )
-    from documents.tasks import dispatch_email
-
-    email_id = email.pk
-    transaction.on_commit(lambda: dispatch_email(email_id))
-    return len(made)
 
 
 class SendReminderView(RefusedOnceAnonymised, CustomerMixin, View):
@@ -289,28 +205,9 @@ class DocumentDeleteView(ScopedObjectMixin, View):
         )
         if ask:
             return ask
-        delete_document(document, actor=request.user, request=request)
+        services.delete_document(document, actor=request.user, request=request)
         messages.success(request, "The document was deleted.")
         return redirect("customer-documents", pk=customer_id)
-
-
-def delete_document(document, *, actor, request=None):
-    name = document.file.name
-    document_id = document.pk
-    with transaction.atomic():
-        CustomerLink.objects.filter(document=document, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-        document.delete()
-        record(
-            "document.deleted",
-            actor=actor,
-            entity=document.entity,
-            target=Customer.objects.filter(pk=document.customer_id).first(),
-            request=request,
-            data={"document": document_id, "kind": document.kind},
-        )
-        transaction.on_commit(lambda: document.file.storage.delete(name))
 
 
 class LinkRevokeView(ScopedObjectMixin, View):

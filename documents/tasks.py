@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from accounts.tenancy import system_code
 from customers.models import CustomerLink
-from documents import emails
+from documents import outbox
+from documents.models import OutgoingEmail
 
 MAX_RETRIES = 5
 # Link records (and their use logs) are kept this long after they stop working.
@@ -17,10 +18,10 @@ LINK_RETENTION = timedelta(days=365)
 
 @shared_task(bind=True, name="documents.tasks.send_email", acks_late=True, max_retries=MAX_RETRIES)
 def send_email_task(self, email_id):
-    outcome = emails.deliver(email_id)
+    outcome = outbox.deliver(email_id)
     if outcome == "retry":
         if self.request.retries >= MAX_RETRIES:
-            emails.give_up(email_id)
+            outbox.give_up(email_id)
             return "failed"
         # Back-off: 30 s, 60 s, 120 s, ...
         raise self.retry(countdown=30 * 2**self.request.retries)
@@ -37,9 +38,25 @@ def dispatch_email(email_id):
         pass
 
 
+def requeue_stale(now=None, older_than=None):
+    """Hand queued emails whose task was lost (broker outage, eager mode after a temporary
+    failure) to the worker again. Idempotent: delivery claims each row once."""
+    now = now or timezone.now()
+    cutoff = now - (older_than or timedelta(minutes=10))
+    with system_code():
+        ids = list(
+            OutgoingEmail.objects.filter(
+                status=OutgoingEmail.Status.QUEUED, created_at__lt=cutoff, attempts__lt=6
+            ).values_list("pk", flat=True)[:500]
+        )
+    for email_id in ids:
+        dispatch_email(email_id)
+    return len(ids)
+
+
 @shared_task(name="documents.tasks.requeue_stale_emails")
 def requeue_stale_emails_task():
-    return emails.requeue_stale()
+    return requeue_stale()
 
 
 def purge_old_links(now=None):

@@ -25,9 +25,6 @@ ALLOWED_INLINE = {
     ("accounts/models.py", "accounts.sessions"),
     # Password validators are imported while settings load, before the models exist.
     ("security/passwords.py", "security.models"),
-    # tasks.py imports emails.py for the work; the email service queues the task.
-    ("documents/emails.py", "documents.tasks"),
-    ("documents/staff_views.py", "documents.tasks"),
 }
 
 

@@ -29,7 +29,7 @@ from config.celery import app
 from consent import services as consent_services
 from consent.models import ConsentSource
 from customers.models import ContactPerson, Customer, CustomerLink, Invoice
-from documents import emails, tasks
+from documents import emails, outbox, tasks
 from documents.models import OutgoingEmail
 from security.models import AuditEvent
 from tests.celery_worker import running_worker
@@ -299,7 +299,7 @@ def test_no_consent_no_email_and_the_card_says_why(
     assert html.count(NOT_SENT) == 2  # the message, and the Emails list
     assert "<strong>Not sent</strong>" in html
     # A later delivery attempt of the skipped row sends nothing.
-    assert emails.deliver(row.pk) == "skipped"
+    assert outbox.deliver(row.pk) == "skipped"
     assert mail.outbox == []
 
 
@@ -396,8 +396,8 @@ def test_another_entitys_customer_is_404(client, book, django_capture_on_commit_
 def test_deliver_sends_once_however_often_it_is_called(book):
     row = queued_email(book)
 
-    assert emails.deliver(row.pk) == "sent"
-    assert emails.deliver(row.pk) == "skipped"
+    assert outbox.deliver(row.pk) == "sent"
+    assert outbox.deliver(row.pk) == "skipped"
     assert tasks.send_email_task.apply(args=[row.pk]).get() == "skipped"
 
     assert len(mail.outbox) == 1
@@ -410,7 +410,7 @@ def test_a_transient_smtp_error_is_retried_and_sends_once(book, monkeypatch):
     row = queued_email(book)
     flaky = FlakySend(monkeypatch, smtplib.SMTPServerDisconnected("Connection unexpectedly closed"))
 
-    assert emails.deliver(row.pk) == "retry"
+    assert outbox.deliver(row.pk) == "retry"
 
     assert mail.outbox == []
     after_failure = fresh(row)
@@ -418,8 +418,8 @@ def test_a_transient_smtp_error_is_retried_and_sends_once(book, monkeypatch):
         "queued",
         "Temporary failure: SMTPServerDisconnected",
     )
-    assert emails.deliver(row.pk) == "sent"
-    assert emails.deliver(row.pk) == "skipped"
+    assert outbox.deliver(row.pk) == "sent"
+    assert outbox.deliver(row.pk) == "skipped"
     assert flaky.calls == 2
     assert len(mail.outbox) == 1
     row = fresh(row)
@@ -447,9 +447,9 @@ def test_a_4xx_reply_is_temporary(book, monkeypatch):
     row = queued_email(book)
     FlakySend(monkeypatch, smtplib.SMTPDataError(451, b"Try again later"))
 
-    assert emails.deliver(row.pk) == "retry"
+    assert outbox.deliver(row.pk) == "retry"
     assert fresh(row).reason == "Temporary failure: 451"
-    assert emails.deliver(row.pk) == "sent"
+    assert outbox.deliver(row.pk) == "sent"
     assert len(mail.outbox) == 1
 
 
@@ -465,12 +465,12 @@ def test_a_permanent_5xx_marks_the_email_failed(book, monkeypatch, error):
     row = queued_email(book)
     flaky = FlakySend(monkeypatch, error)
 
-    assert emails.deliver(row.pk) == "failed"
+    assert outbox.deliver(row.pk) == "failed"
 
     row = fresh(row)
     assert row.status == "failed"
     assert row.reason == f"Refused by the mail server ({error.smtp_code})."
-    assert emails.deliver(row.pk) == "skipped"
+    assert outbox.deliver(row.pk) == "skipped"
     assert tasks.send_email_task.apply(args=[row.pk]).get() == "skipped"
     assert flaky.calls == 1
     assert mail.outbox == []
@@ -479,9 +479,9 @@ def test_a_permanent_5xx_marks_the_email_failed(book, monkeypatch, error):
 def test_a_row_left_sending_is_never_resent(book):
     row = queued_email(book, status=OutgoingEmail.Status.SENDING, attempts=1)
 
-    assert emails.deliver(row.pk) == "skipped"
+    assert outbox.deliver(row.pk) == "skipped"
     assert tasks.send_email_task.apply(args=[row.pk]).get() == "skipped"
-    emails.give_up(row.pk)
+    outbox.give_up(row.pk)
 
     assert mail.outbox == []
     row = fresh(row)
@@ -489,7 +489,7 @@ def test_a_row_left_sending_is_never_resent(book):
 
 
 def test_deliver_of_an_unknown_id_does_nothing(db):
-    assert emails.deliver(987654) == "skipped"
+    assert outbox.deliver(987654) == "skipped"
     assert mail.outbox == []
 
 
@@ -511,7 +511,7 @@ def test_a_greylisted_recipient_is_retried(book, monkeypatch):
     row = queued_email(book)
     FlakySend(monkeypatch, smtplib.SMTPRecipientsRefused({KARI: (450, b"Greylisted")}))
 
-    assert emails.deliver(row.pk) == "retry"
+    assert outbox.deliver(row.pk) == "retry"
     assert fresh(row).status == "queued"
 
 
@@ -519,7 +519,7 @@ def test_a_dns_failure_is_temporary(book, monkeypatch):
     row = queued_email(book)
     FlakySend(monkeypatch, socket.gaierror(-3, "Temporary failure in name resolution"))
 
-    assert emails.deliver(row.pk) == "retry"
+    assert outbox.deliver(row.pk) == "retry"
     assert fresh(row).status == "queued"
 
 

@@ -48,7 +48,13 @@ class ScopedObjectMixin(MemberRequiredMixin):
         if self.model is None:
             raise ImproperlyConfigured(f"{type(self).__name__} must set `model`.")
         # The model's TenantManager filters to the request's entity (accounts.tenancy).
-        return self.model.objects.all()
+        objects = self.model.objects.all()
+        # Customer-owned models offer visible_to(scope): their rows are filtered by which
+        # customers the user may see, as the request resolved it (request.visibility, set
+        # by customers.middleware). A view cannot forget it.
+        if hasattr(objects, "visible_to"):
+            objects = objects.visible_to(self.request.visibility)
+        return objects
 
     def dispatch(self, request, *args, **kwargs):
         refused = self.access_refused(request)

@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.TenantMiddleware",
     "security.middleware.SecurityPolicyMiddleware",
+    "customers.middleware.VisibilityMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

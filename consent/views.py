@@ -23,7 +23,6 @@ from core.http import ask_to_confirm, private
 from core.pdf import pdf_response
 from customers import links
 from customers.models import ContactPerson, CustomerLink
-from customers.selectors import visible_customers
 from security.audit import record
 from security.client_ip import client_ip
 
@@ -73,9 +72,7 @@ class ContactMixin(ScopedObjectMixin):
     required_capability = Capability.VIEW_CUSTOMERS
 
     def get_scoped_queryset(self):
-        return ContactPerson.objects.filter(
-            customer__in=visible_customers(self.request)
-        ).select_related("customer")
+        return super().get_scoped_queryset().select_related("customer")
 
 
 class ContactConsentView(ContactMixin, View):

@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from accounts.access import ScopedObjectMixin
 from accounts.roles import Capability
 from customers.models import ContactPerson, Customer
-from customers.selectors import ledger_balance, request_scope, visible_customers, why_visible
+from customers.selectors import ledger_balance, request_scope, why_visible
 
 
 class CustomerMixin(ScopedObjectMixin):
@@ -20,7 +20,7 @@ class CustomerMixin(ScopedObjectMixin):
     tab = "overview"
 
     def get_scoped_queryset(self):
-        return visible_customers(self.request).select_related("collector")
+        return super().get_scoped_queryset().select_related("collector")
 
     def card_context(self, customer):
         tenancy = self.request.tenancy

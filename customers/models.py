@@ -2,7 +2,7 @@
 
 Every row belongs to exactly one entity (a NOT NULL foreign key) and is reached through
 `TenantManager`; which customers a user may see inside the entity is decided in one place,
-`customers.selectors.visible_customers`.
+`visible_to(scope)` on the queryset of every customer-owned model (below).
 """
 
 from decimal import Decimal
@@ -12,11 +12,53 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from accounts.tenancy import TenantManager
+from accounts.tenancy import TenantManager, bigint
 from security.crypto import decrypt, encrypt
 
 # What an anonymised customer's and contact's names read afterwards.
 ANONYM = "Anonym"
+
+
+# --- Visibility ---------------------------------------------------------------------------
+# Which customers a user may see inside their entity is one rule (customers.selectors.Scope:
+# "all", "managed" as collector, "assigned"), applied by `visible_to(scope)` on the
+# queryset of every customer-owned model. The object-view mixin (accounts.access) applies
+# it by default with the scope the request resolved once (request.visibility).
+
+
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, scope):
+        """The customers `scope` may see (the queryset is already the entity's)."""
+        if scope.kind == "all":
+            return self
+        if scope.kind == "managed":
+            return self.filter(collector_id=bigint(scope.user_id))
+        if scope.kind == "assigned":
+            return self.filter(
+                models.Exists(
+                    CustomerAssignment.objects.filter(
+                        customer_id=models.OuterRef("pk"), user_id=scope.user_id
+                    )
+                )
+            )
+        raise ValueError(f"Unknown visibility scope {scope.kind!r}.")  # never fail open
+
+
+class CustomerOwnedQuerySet(models.QuerySet):
+    """Rows that belong to one customer, reached through `customer_field`."""
+
+    customer_field = "customer"
+
+    def visible_to(self, scope):
+        if scope.kind == "all":
+            return self
+        visible = Customer.objects.visible_to(scope).values("pk")
+        return self.filter(**{f"{self.customer_field}__in": visible})
+
+
+def CustomerOwnedManager(queryset=CustomerOwnedQuerySet):  # noqa: N802 -- like TenantManager
+    """The tenant manager of a customer-owned model, with `visible_to(scope)`."""
+    return TenantManager(_manager_class=models.Manager.from_queryset(queryset))
 
 
 class Customer(models.Model):
@@ -40,7 +82,7 @@ class Customer(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     anonymised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    objects = TenantManager()
+    objects = CustomerOwnedManager(CustomerQuerySet)
 
     class Meta:
         ordering = ["name", "pk"]
@@ -149,7 +191,7 @@ class ContactPerson(models.Model):
     phone = models.CharField(max_length=20, blank=True)
     notes = models.TextField(blank=True)
 
-    objects = TenantManager()
+    objects = CustomerOwnedManager()
 
     class Meta:
         ordering = ["name", "pk"]
@@ -171,7 +213,7 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3, default="NOK")
     text = models.TextField(blank=True)
 
-    objects = TenantManager()
+    objects = CustomerOwnedManager()
 
     class Meta:
         ordering = ["-issued_on", "-pk"]
@@ -221,7 +263,7 @@ class Secret(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantManager()
+    objects = CustomerOwnedManager()
 
     class Meta:
         ordering = ["title", "pk"]
@@ -284,7 +326,7 @@ class CustomerLink(models.Model):
     uses = models.PositiveIntegerField(default=0)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantManager()
+    objects = CustomerOwnedManager()
 
     class Meta:
         # Made by the documents app before the link grant moved here; the name is kept.

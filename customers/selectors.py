@@ -1,8 +1,10 @@
-"""Which customers a user sees: the one place every read of customer data goes through.
+"""Which customers a user sees, and the reads of customer data.
 
-Lists, search, the card and its tabs, invoices, contacts, secrets, exports, counts and the
-dashboard all start from `visible_customers(request)` (or `customer_scope(...)` with plain
-values), so a role restriction cannot be forgotten by one page.
+The rule is one queryset method, `visible_to(scope)`, on every customer-owned model
+(customers.models); the scope is resolved once per request (`request_scope`, also
+`request.visibility`). Lists, search, the card and its tabs, invoices, contacts, secrets,
+documents, links, counts and the dashboard start from it, and the object-view mixin
+applies it by default, so a role restriction cannot be forgotten by one page.
 """
 
 import re
@@ -27,7 +29,6 @@ from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from accounts.roles import RESTRICTABLE_ROLES, Role
-from accounts.tenancy import bigint
 from customers.models import (
     AccessGroup,
     Customer,
@@ -65,24 +66,22 @@ def restricted_roles_of(request):
 
 
 def request_scope(request):
-    return scope_for(request.tenancy.role, request.user.pk, restricted_roles_of(request))
+    """The request's visibility scope, resolved once per request (request.visibility is
+    this, read lazily: customers.middleware)."""
+    scope = getattr(request, "_visibility_scope", None)
+    if scope is None:
+        scope = scope_for(request.tenancy.role, request.user.pk, restricted_roles_of(request))
+        request._visibility_scope = scope
+    return scope
 
 
 def customer_scope(queryset, scope):
     """Filter a Customer queryset (already tenant-scoped) by `scope`."""
-    if scope.kind == "managed":
-        return queryset.filter(collector_id=bigint(scope.user_id))
-    if scope.kind == "assigned":
-        return queryset.filter(
-            Exists(
-                CustomerAssignment.objects.filter(customer_id=OuterRef("pk"), user_id=scope.user_id)
-            )
-        )
-    return queryset
+    return queryset.visible_to(scope)
 
 
 def visible_customers(request):
-    return customer_scope(Customer.objects.all(), request_scope(request))
+    return Customer.objects.visible_to(request_scope(request))
 
 
 # At most this many words of a search are used (each narrows the result).

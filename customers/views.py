@@ -1,4 +1,4 @@
-"""Customer pages. Every customer read starts from `visible_customers(request)`."""
+"""Customer pages. Every customer read starts from `visible_to(scope)` (customers.selectors)."""
 
 from contextlib import nullcontext
 
@@ -214,10 +214,11 @@ class SecretRevealView(ScopedObjectMixin, View):
     http_method_names = ["post"]
 
     def get_scoped_queryset(self):
-        customers = visible_customers(self.request)
         my_groups = AccessGroup.objects.filter(members=self.request.user)
         return (
-            Secret.objects.filter(customer__in=customers, groups__in=my_groups)
+            super()
+            .get_scoped_queryset()
+            .filter(groups__in=my_groups)
             .distinct()
             .select_related("customer")
         )
@@ -299,9 +300,7 @@ class ContactEditView(RefusedOnceAnonymised, ScopedObjectMixin, View):
     template_name = "customers/contact_form.html"
 
     def get_scoped_queryset(self):
-        return ContactPerson.objects.filter(
-            customer__in=visible_customers(self.request)
-        ).select_related("customer")
+        return super().get_scoped_queryset().select_related("customer")
 
     def get(self, request, pk):
         contact = self.get_object()
@@ -379,9 +378,7 @@ class InvoiceCopyView(ScopedObjectMixin, View):
     required_capability = Capability.VIEW_CUSTOMERS
 
     def get_scoped_queryset(self):
-        return Invoice.objects.filter(customer__in=visible_customers(self.request)).select_related(
-            "customer", "entity"
-        )
+        return super().get_scoped_queryset().select_related("customer", "entity")
 
     def get(self, request, pk):
         invoice = self.get_object()

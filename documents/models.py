@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.tenancy import TenantManager
+from customers.models import CustomerOwnedManager
 
 
 class Document(models.Model):
@@ -41,7 +42,7 @@ class Document(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantManager()
+    objects = CustomerOwnedManager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

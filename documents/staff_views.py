@@ -189,9 +189,6 @@ class DocumentDeleteView(ScopedObjectMixin, View):
     required_capability = Capability.EDIT_CUSTOMERS
     http_method_names = ["post"]
 
-    def get_scoped_queryset(self):
-        return Document.objects.filter(customer__in=visible_customers(self.request))
-
     def post(self, request, pk):
         document = self.get_object()
         customer_id = document.customer_id
@@ -216,9 +213,7 @@ class LinkRevokeView(ScopedObjectMixin, View):
     http_method_names = ["post"]
 
     def get_scoped_queryset(self):
-        return CustomerLink.objects.filter(
-            customer__in=visible_customers(self.request)
-        ).select_related("customer")
+        return super().get_scoped_queryset().select_related("customer")
 
     def post(self, request, pk):
         link = self.get_object()
@@ -236,9 +231,11 @@ class LinkAccessView(ScopedObjectMixin, View):
     shown = 200
 
     def get_scoped_queryset(self):
-        return CustomerLink.objects.filter(
-            customer__in=visible_customers(self.request)
-        ).select_related("customer", "contact", "document", "invoice")
+        return (
+            super()
+            .get_scoped_queryset()
+            .select_related("customer", "contact", "document", "invoice")
+        )
 
     def get(self, request, pk):
         link = self.get_object()

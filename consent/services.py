@@ -14,6 +14,7 @@ from consent.models import (
     Channel,
     ConsentEvent,
     ConsentPurpose,
+    ConsentSource,
     ConsentState,
     LegalBasis,
     PrivacySettings,
@@ -259,6 +260,75 @@ def send_consent_link(contact, *, actor, request):
         request=request,
         data={"contact": contact.pk},
     )
+
+
+def save_staff_consents(contact, choices, *, seen, actor, request):
+    """Staff change a contact's consents on its consent page (raises ConsentConflict when
+    someone else changed a box meanwhile: nothing is saved); one audit event for the save."""
+    with transaction.atomic():
+        events = set_consents(contact, choices, seen=seen, source=ConsentSource.STAFF, actor=actor)
+        if events:
+            record(
+                "consent.changed",
+                actor=actor,
+                entity=contact.entity,
+                target=contact.customer,
+                request=request,
+                data={
+                    "contact": contact.pk,
+                    "changes": {e.purpose.name: [e.old_value, e.new_value] for e in events},
+                },
+            )
+    return events
+
+
+def add_processor(form, *, actor, request):
+    """Save a new data processor (a ProcessorForm on the entity's instance); audited."""
+    with transaction.atomic():
+        processor = form.save()
+        record(
+            "privacy.processor.added",
+            actor=actor,
+            entity=processor.entity,
+            target=processor,
+            request=request,
+            data={"name": processor.name},
+        )
+    return processor
+
+
+def remove_processor(processor, *, actor, request):
+    with transaction.atomic():
+        processor.delete()
+        record(
+            "privacy.processor.removed",
+            actor=actor,
+            entity=processor.entity,
+            request=request,
+            data={"name": processor.name},
+        )
+
+
+def save_privacy_settings(form, *, actor, request):
+    """Save the privacy policy's address and version (a PrivacyForm); audits what changed."""
+    privacy = form.instance
+    old = PrivacySettings.objects.filter(pk=privacy.pk).values(*form.Meta.fields).first() or {}
+    with transaction.atomic():
+        form.save()
+        changes = {
+            k: [old.get(k, ""), form.cleaned_data[k]]
+            for k in form.Meta.fields
+            if old.get(k, "") != form.cleaned_data[k]
+        }
+        if changes:
+            record(
+                "privacy.settings.changed",
+                actor=actor,
+                entity=privacy.entity,
+                request=request,
+                data={"changes": changes},
+            )
+    return changes
 
 
 def forget_contacts(contact_ids):

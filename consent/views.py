@@ -23,7 +23,6 @@ from core.http import ask_to_confirm, private
 from core.pdf import pdf_response
 from customers import links
 from customers.models import ContactPerson, CustomerLink
-from security.audit import record
 from security.client_ip import client_ip
 
 SEEN_MARKERS = {True: "on", False: "off", None: "none"}
@@ -109,8 +108,8 @@ class ContactConsentView(ContactMixin, View):
         purposes = services.purposes_for(request.tenancy.entity)
         choices, seen = read_choices(request.POST, purposes), read_seen(request.POST, purposes)
         try:
-            events = services.set_consents(
-                contact, choices, seen=seen, source=ConsentSource.STAFF, actor=request.user
+            events = services.save_staff_consents(
+                contact, choices, seen=seen, actor=request.user, request=request
             )
         except services.ConsentConflict as conflict:
             # Nothing is saved. The boxes changed here (and not clashing) keep what was
@@ -130,17 +129,6 @@ class ContactConsentView(ContactMixin, View):
                 "Check them and save again.",
             )
         if events:
-            record(
-                "consent.changed",
-                actor=request.user,
-                entity=contact.entity,
-                target=contact.customer,
-                request=request,
-                data={
-                    "contact": contact.pk,
-                    "changes": {e.purpose.name: [e.old_value, e.new_value] for e in events},
-                },
-            )
             messages.success(request, f"Saved {len(events)} change(s) for {contact.name}.")
         else:
             messages.info(request, "Nothing changed.")
@@ -224,34 +212,13 @@ class PrivacySettingsView(MemberRequiredMixin, TemplateView):
             form = ProcessorForm(request.POST, instance=DataProcessor(entity=entity))
             if not form.is_valid():
                 return self.render_to_response(self.get_context_data(processor_form=form))
-            processor = form.save()
-            record(
-                "privacy.processor.added",
-                actor=request.user,
-                entity=entity,
-                target=processor,
-                request=request,
-                data={"name": processor.name},
-            )
+            processor = services.add_processor(form, actor=request.user, request=request)
             messages.success(request, f"{processor.name} was added.")
             return redirect("privacy-settings")
-        privacy = services.privacy_of(entity)
-        old = {"policy_url": privacy.policy_url, "policy_version": privacy.policy_version}
-        form = PrivacyForm(request.POST, instance=privacy)
+        form = PrivacyForm(request.POST, instance=services.privacy_of(entity))
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(form=form))
-        form.save()
-        changes = {
-            k: [v, form.cleaned_data[k]] for k, v in old.items() if v != form.cleaned_data[k]
-        }
-        if changes:
-            record(
-                "privacy.settings.changed",
-                actor=request.user,
-                entity=entity,
-                request=request,
-                data={"changes": changes},
-            )
+        services.save_privacy_settings(form, actor=request.user, request=request)
         messages.success(request, "The privacy settings were saved.")
         return redirect("privacy-settings")
 
@@ -273,14 +240,7 @@ class ProcessorRemoveView(ScopedObjectMixin, View):
         )
         if ask:
             return ask
-        processor.delete()
-        record(
-            "privacy.processor.removed",
-            actor=request.user,
-            entity=request.tenancy.entity,
-            request=request,
-            data={"name": processor.name},
-        )
+        services.remove_processor(processor, actor=request.user, request=request)
         messages.success(request, f"{processor.name} was removed.")
         return redirect("privacy-settings")
 

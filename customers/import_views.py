@@ -12,15 +12,14 @@ import time
 
 from django import forms
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.access import MemberRequiredMixin
 from accounts.roles import Capability
-from customers import csv_import
+from customers import csv_import, services
 from customers.selectors import request_scope
-from security.audit import record
 
 logger = logging.getLogger(__name__)
 
@@ -140,17 +139,14 @@ class CustomerImportConfirmView(ImportMixin, View):
         request.session.pop(SESSION_KEY, None)
         try:
             rows = [csv_import.Row.from_list(item) for item in pending["rows"]]
-            with transaction.atomic():
-                counts = csv_import.run_import(
-                    rows, entity, expected=pending["expected"], scope=request_scope(request)
-                )
-                record(
-                    "customer.imported",
-                    actor=request.user,
-                    entity=entity,
-                    request=request,
-                    data={"rows": len(rows), **counts},
-                )
+            counts = services.import_customers(
+                rows,
+                entity,
+                expected=pending["expected"],
+                scope=request_scope(request),
+                actor=request.user,
+                request=request,
+            )
         except csv_import.ImportRefused as refusal:
             return self.refuse(str(refusal))
         except IntegrityError:

@@ -4,6 +4,7 @@ each audited. `forget_customer` is this app's part of a GDPR erasure (consent.an
 from django.db import transaction
 from django.utils import timezone
 
+from customers import csv_import
 from customers.models import (
     ANONYM,
     ContactPerson,
@@ -118,6 +119,21 @@ def save_access_group(form, *, actor, request):
         data={"added": sorted(after - before), "removed": sorted(before - after)},
     )
     return group
+
+
+def import_customers(rows, entity, *, expected, scope, actor, request):
+    """Import previewed CSV rows: all of them in one transaction, or none (raises
+    csv_import.ImportRefused when the customers changed since the preview); audited."""
+    with transaction.atomic():
+        counts = csv_import.run_import(rows, entity, expected=expected, scope=scope)
+        record(
+            "customer.imported",
+            actor=actor,
+            entity=entity,
+            request=request,
+            data={"rows": len(rows), **counts},
+        )
+    return counts
 
 
 class AnonymisationRefused(Exception):

@@ -1,4 +1,5 @@
-"""Writes to security settings: every change is audited with its old and new values."""
+"""Writes to security settings (the policy of a level and its allowlist): every change is
+audited, a policy change with its old and new values."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -7,7 +8,7 @@ from django.db import transaction
 
 from security.audit import record
 from security.inactivity import inactivity_cutoff
-from security.models import EncryptedTOTPDevice, SecurityPolicy
+from security.models import AllowedNetwork, EncryptedTOTPDevice, SecurityPolicy
 from security.selectors import users_in_scope
 
 
@@ -77,3 +78,43 @@ def update_policy(policy_id, values, *, actor, now, request=None):
             data={"level": policy.level, "changes": changes},
         )
     return changes
+
+
+def add_network(policy, network, label, *, actor, now, request=None):
+    """Add `network` (normalised CIDR) for everyone to `policy`'s allowlist; returns the
+    entry, or None when the list already has it for everyone."""
+    with transaction.atomic():
+        # Under the policy row's lock, two admins adding the same network add it once.
+        SecurityPolicy.objects.select_for_update().get(pk=policy.pk)
+        if policy.networks.filter(network=network, for_user__isnull=True).exists():
+            return None
+        entry = AllowedNetwork.objects.create(
+            policy=policy, network=network, label=label, created_by=actor, created_at=now
+        )
+        record(
+            "security.allowlist.added",
+            actor=actor,
+            entity=policy.entity,
+            group=policy.group,
+            target=entry,
+            request=request,
+            now=now,
+            data={"level": policy.level, "network": network, "label": label},
+        )
+    return entry
+
+
+def remove_network(entry, *, actor, now, request=None):
+    """Remove one allowlist entry of a level."""
+    policy = entry.policy
+    with transaction.atomic():
+        entry.delete()
+        record(
+            "security.allowlist.removed",
+            actor=actor,
+            entity=policy.entity,
+            group=policy.group,
+            request=request,
+            now=now,
+            data={"level": policy.level, "network": entry.network, "label": entry.label},
+        )

@@ -5,24 +5,39 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
 from security.allowlist import parse_network
+from security.audit import readable
 from security.models import SecurityPolicy
-from security.policy import inherited_rule, looser_than_inherited
+from security.policy import (
+    ENTITY_LEVEL,
+    MULTI_LEVEL,
+    inherited_rule,
+    looser_than_inherited,
+    rules_at,
+)
 
 # Only settings the product enforces are editable: a switch that does nothing would give
-# admins a false sense of security. Role restrictions and the validity of links to
-# customers are entity level only (PRODUCT.md 5 to 7).
+# admins a false sense of security. Which level edits which rule is declared once, in
+# `security.policy.RULES` (role restrictions and the validity of links to customers are
+# entity level only, PRODUCT.md 5 to 7); each field's question, help text and bounds come
+# from its SecurityPolicy model field.
 RESTRICTION_LABELS = {
     "managed": "sees only the customers they manage (as collector)",
     "assigned": "sees only the customers assigned to them",
 }
-COMMON_FIELDS = [
-    "password_max_age_days",
-    "inactivity_limit_months",
-    "require_2fa",
-    "ip_allowlist_enabled",
-    "ip_code_recipient",
-]
-ENTITY_FIELDS = COMMON_FIELDS + ["restricted_roles", "interactive_link_days", "document_link_days"]
+# The multi-level form; an entity inherits these from it and may only make them stricter.
+COMMON_FIELDS = [rule.field for rule in rules_at(MULTI_LEVEL)]
+ENTITY_FIELDS = [rule.field for rule in rules_at(ENTITY_LEVEL)]
+
+
+def describe(field, value):
+    """A value as the settings say it ("on", "60", "not set", a choice's label, role
+    names): in the save message, and beside a field for the multi-level value."""
+    if field == "restricted_roles" and value:
+        return ", ".join(str(Role(role).label) for role in value)
+    choices = dict(SecurityPolicy._meta.get_field(field).flatchoices)
+    if choices and value:
+        return str(choices[value]).lower()
+    return readable(value)
 
 
 class PolicyFormMixin:
@@ -92,10 +107,7 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
         if inherited is None:
             return
         for name in COMMON_FIELDS:
-            value = getattr(inherited, name)
-            shown = {True: "on", False: "off", None: "not set"}.get(value, value)
-            if name == "ip_code_recipient":
-                shown = inherited.get_ip_code_recipient_display().lower()
+            shown = describe(name, getattr(inherited, name))
             self.fields[name].help_text += f" Multi-level ({inherited.group.name}): {shown}."
 
     def clean(self):

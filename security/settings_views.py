@@ -17,10 +17,15 @@ from accounts.models import User
 from accounts.roles import Capability, Role
 from accounts.tenancy import resolve_tenancy
 from security import allowlist, inactivity, lockouts, twofactor
-from security.audit import readable, record
 from security.client_ip import client_ip
-from security.models import AllowedNetwork, CodeRecipient, EncryptedTOTPDevice, LoginThrottle
-from security.policy import effective_policy, level_values, password_expires_at
+from security.models import AllowedNetwork, EncryptedTOTPDevice, LoginThrottle
+from security.policy import (
+    RULES_BY_FIELD,
+    effective_policy,
+    label_of,
+    level_values,
+    password_expires_at,
+)
 from security.selectors import (
     people_managed_by,
     policies_for_entities,
@@ -29,28 +34,8 @@ from security.selectors import (
     users_in_scope,
     users_with_expired_passwords,
 )
-from security.services import tightening_impact, update_policy
-from security.settings_forms import EntityPolicyForm, GroupPolicyForm, NetworkForm
-
-FIELD_LABELS = {
-    "password_max_age_days": "Password maximum age (days)",
-    "inactivity_limit_months": "Inactivity limit (months)",
-    "require_2fa": "Two-factor authentication required",
-    "ip_allowlist_enabled": "IP allowlist",
-    "ip_code_recipient": "Validation codes go to",
-    "restricted_roles": "Roles restricted to their customers",
-    "interactive_link_days": "Links in interactive emails valid (days)",
-    "document_link_days": "Links to documents valid (days)",
-}
-
-
-def describe(field, value):
-    """A saved value as the save message says it ("on", "60", "not set", role names)."""
-    if field == "ip_code_recipient" and value:
-        return str(CodeRecipient(value).label).lower()
-    if field == "restricted_roles" and value:
-        return ", ".join(str(Role(role).label) for role in value)
-    return readable(value)
+from security.services import add_network, remove_network, tightening_impact, update_policy
+from security.settings_forms import EntityPolicyForm, GroupPolicyForm, NetworkForm, describe
 
 
 class PolicyFormView(MemberRequiredMixin, TemplateView):
@@ -93,7 +78,7 @@ class PolicyFormView(MemberRequiredMixin, TemplateView):
         changes = update_policy(policy.pk, values, actor=request.user, now=now, request=request)
         if changes:
             said = "; ".join(
-                f"{FIELD_LABELS.get(f, f)}: {describe(f, new)}" for f, (_, new) in changes.items()
+                f"{label_of(f)}: {describe(f, new)}" for f, (_, new) in changes.items()
             )
             messages.success(request, f"Saved the {self.level} policy. {said}.")
         else:
@@ -217,22 +202,18 @@ class NetworkAddView(NetworkLevelMixin, MemberRequiredMixin, View):
             view = (GroupSecuritySettingsView if policy.group_id else EntitySecuritySettingsView)()
             view.setup(request)
             return view.render_to_response(view.context(view.get_form(), network_form=form))
-        network, label = form.cleaned_data["network"], form.cleaned_data["label"]
-        if policy.networks.filter(network=network, for_user__isnull=True).exists():
+        network = form.cleaned_data["network"]
+        added = add_network(
+            policy,
+            network,
+            form.cleaned_data["label"],
+            actor=request.user,
+            now=timezone.now(),
+            request=request,
+        )
+        if added is None:
             messages.info(request, f"{network} is already on the list.")
             return self.back(policy)
-        entry = AllowedNetwork.objects.create(
-            policy=policy, network=network, label=label, created_by=request.user
-        )
-        record(
-            "security.allowlist.added",
-            actor=request.user,
-            entity=policy.entity,
-            group=policy.group,
-            target=entry,
-            request=request,
-            data={"level": policy.level, "network": network, "label": label},
-        )
         messages.success(
             request,
             f"{network} was added to the {policy.level} allowlist"
@@ -281,15 +262,7 @@ class NetworkRemoveView(NetworkLevelMixin, ScopedObjectMixin, View):
                 "security/network_remove_confirm.html",
                 {"entry": entry, "your_ip": client_ip(request)},
             )
-        entry.delete()
-        record(
-            "security.allowlist.removed",
-            actor=request.user,
-            entity=policy.entity,
-            group=policy.group,
-            request=request,
-            data={"level": policy.level, "network": entry.network, "label": entry.label},
-        )
+        remove_network(entry, actor=request.user, now=timezone.now(), request=request)
         messages.success(request, f"{entry.network} was removed from the {policy.level} allowlist.")
         return self.back(policy)
 
@@ -349,10 +322,11 @@ class PolicyExplainerView(EntityUsersMixin, ScopedObjectMixin, DetailView):
         levels = [level_values(p) for p in policies_for_entities(entities)]
         policy = effective_policy(levels)
         now = timezone.now()
+        # The rules of the account: every level the person reaches counts for them.
         rules = [
-            {"label": FIELD_LABELS[name], "rule": rule}
+            {"label": label_of(name), "rule": rule}
             for name, rule in policy.rules().items()
-            if name in ("password_max_age_days", "inactivity_limit_months", "require_2fa")
+            if RULES_BY_FIELD[name].account_wide
         ]
         months = policy.inactivity_limit_months.value
         return super().get_context_data(

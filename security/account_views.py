@@ -17,6 +17,7 @@ from security.client_ip import client_ip
 from security.middleware import NEXT_SESSION_KEY
 from security.models import BackupCodeDevice, CodeRecipient
 from security.phones import PhoneNumberField, mask_phone
+from security.services import set_phone
 
 
 class CodeForm(forms.Form):
@@ -61,16 +62,7 @@ class AccountSecurityView(LoginRequiredMixin, TemplateView):
         form = PhoneForm(request.POST)
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(phone_form=form))
-        old, new = request.user.phone, form.cleaned_data["phone"] or ""
-        if old != new:
-            request.user.phone = new
-            request.user.save(update_fields=["phone"])
-            record(
-                "account.phone.changed",
-                actor=request.user,
-                request=request,
-                data={"old": mask_phone(old) if old else "", "new": mask_phone(new) if new else ""},
-            )
+        if set_phone(request.user, form.cleaned_data["phone"] or "", request=request):
             messages.success(request, "Your mobile phone number was saved.")
         return redirect("account-security")
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from security.audit import record
 from security.inactivity import inactivity_cutoff
 from security.models import AllowedNetwork, EncryptedTOTPDevice, SecurityPolicy
+from security.phones import mask_phone
 from security.selectors import users_in_scope
 
 
@@ -118,3 +119,21 @@ def remove_network(entry, *, actor, now, request=None):
             now=now,
             data={"level": policy.level, "network": entry.network, "label": entry.label},
         )
+
+
+def set_phone(user, phone, *, request):
+    """Save the user's mobile number (where validation codes go); audited with both numbers
+    masked. Returns whether it changed."""
+    old = user.phone
+    if old == phone:
+        return False
+    with transaction.atomic():
+        user.phone = phone
+        user.save(update_fields=["phone"])
+        record(
+            "account.phone.changed",
+            actor=user,
+            request=request,
+            data={"old": mask_phone(old) if old else "", "new": mask_phone(phone) if phone else ""},
+        )
+    return True

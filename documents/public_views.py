@@ -9,7 +9,6 @@ import logging
 from datetime import timedelta
 
 from django import forms
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,9 +22,9 @@ from customers import links
 from customers.models import CustomerLink
 from customers.pdf import invoice_copy_response
 from documents import links as document_links
+from documents import services
 from documents.emails import send_fresh_link
 from documents.models import Document, InvoiceAction
-from security.audit import record
 from security.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -208,30 +207,17 @@ class LinkView(View):
             if not form.is_valid():
                 key = "promise" if action == "promise" else "dispute"
                 return self.interactive_page(request, link, forms_={invoice.pk: {key: form}})
-            with transaction.atomic():
-                InvoiceAction.objects.create(
-                    entity=link.entity,
-                    invoice=invoice,
-                    link=link,
-                    kind=InvoiceAction.Kind.PROMISE
-                    if action == "promise"
-                    else InvoiceAction.Kind.DISPUTE,
-                    promised_on=form.cleaned_data.get("promised_on"),
-                    comment=form.cleaned_data.get("comment", ""),
-                )
-                links.use(
-                    link,
-                    ip=client_ip(request),
-                    user_agent=request.META.get("HTTP_USER_AGENT"),
-                    now=timezone.now(),
-                )
-                record(
-                    f"invoice.{'promised' if action == 'promise' else 'disputed'}",
-                    entity=link.entity,
-                    target=link.customer,
-                    request=request,
-                    data={"invoice": invoice.number, "link": link.pk},
-                )
+            services.record_invoice_action(
+                link,
+                invoice,
+                kind=InvoiceAction.Kind.PROMISE
+                if action == "promise"
+                else InvoiceAction.Kind.DISPUTE,
+                promised_on=form.cleaned_data.get("promised_on"),
+                comment=form.cleaned_data.get("comment", ""),
+                request=request,
+                now=timezone.now(),
+            )
         return redirect("customer-link", token=token)
 
 

@@ -16,6 +16,7 @@ from customers.models import ANONYM, Customer, CustomerLink, Invoice
 from documents import emails
 from documents.models import Document, InvoiceAction, OutgoingEmail
 from security.audit import record
+from security.client_ip import client_ip
 
 
 def store_upload(customer, data, *, actor, request):
@@ -114,6 +115,30 @@ def delete_document(document, *, actor, request=None, now=None):
             data={"document": document_id, "kind": document.kind},
         )
         transaction.on_commit(lambda: document.file.storage.delete(name))
+
+
+def record_invoice_action(link, invoice, *, kind, promised_on, comment, request, now):
+    """The customer promises a payment date or disputes an invoice on its page: the action
+    is stored, the link's use counted and logged, and the event audited, all or nothing."""
+    with transaction.atomic():
+        InvoiceAction.objects.create(
+            entity=link.entity,
+            invoice=invoice,
+            link=link,
+            kind=kind,
+            promised_on=promised_on,
+            comment=comment,
+        )
+        links.use(
+            link, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=now
+        )
+        record(
+            "invoice.promised" if kind == InvoiceAction.Kind.PROMISE else "invoice.disputed",
+            entity=link.entity,
+            target=link.customer,
+            request=request,
+            data={"invoice": invoice.number, "link": link.pk},
+        )
 
 
 def supporting_documents(customer):

@@ -33,7 +33,7 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=7, minute=5),
     },
     "requeue-stale-emails": {
-        "task": "documents.tasks.requeue_stale_emails",
+        "task": "core.tasks.requeue_stale_emails",
         "schedule": crontab(minute="*/10"),
     },
     "purge-old-links": {

@@ -3,8 +3,6 @@ ledger entry), and the signed self-service link."""
 
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.urls import reverse
@@ -19,7 +17,9 @@ from consent.models import (
     LegalBasis,
     PrivacySettings,
 )
+from core import emails
 from customers.links import consent_page_token as make_link_token
+from documents.models import OutgoingEmail
 from security.audit import record
 from security.selectors import policy_for
 
@@ -242,24 +242,33 @@ def set_consents(
 
 
 def send_consent_link(contact, *, actor, request):
-    token = make_link_token(contact, actor=actor, request=request)
-    url = request.build_absolute_uri(reverse("consent-self-service", args=[token]))
-    days = policy_for(entity=contact.entity).interactive_link_days
-    send_mail(
-        f"Your communication preferences with {contact.entity.name}",
-        f"Hello {contact.name},\n\nYou can see and change how {contact.entity.name} may "
-        f"contact you here (the link works for {days} days):\n\n{url}\n",
-        settings.DEFAULT_FROM_EMAIL,
-        [contact.email],
-    )
-    record(
-        "consent.link_sent",
-        actor=actor,
-        entity=contact.entity,
-        target=contact.customer,
-        request=request,
-        data={"contact": contact.pk},
-    )
+    """Email `contact` a link to their consent page: a customer email, queued in the
+    customers' outbox (OutgoingEmail, kind "consent_link") with the link and the audit
+    event, and sent by the worker once they commit."""
+    with transaction.atomic():
+        token = make_link_token(contact, actor=actor, request=request)
+        url = request.build_absolute_uri(reverse("consent-self-service", args=[token]))
+        days = policy_for(entity=contact.entity).interactive_link_days
+        emails.queue(
+            OutgoingEmail,
+            to=contact.email,
+            subject=f"Your communication preferences with {contact.entity.name}",
+            text_template="emails/consent_link.txt",
+            context={"contact": contact, "entity": contact.entity, "days": days, "url": url},
+            entity=contact.entity,
+            customer=contact.customer,
+            contact=contact,
+            kind="consent_link",
+            created_by=actor,
+        )
+        record(
+            "consent.link_sent",
+            actor=actor,
+            entity=contact.entity,
+            target=contact.customer,
+            request=request,
+            data={"contact": contact.pk},
+        )
 
 
 def save_staff_consents(contact, choices, *, seen, actor, request):

@@ -1,18 +1,17 @@
 """Emails to customers: payment reminders and fresh links, rendered from templates
 (templates/emails/), gated by consent, queued in the outbox (OutgoingEmail) inside the
 caller's transaction and handed to the Celery worker once it commits. Delivery is
-documents.outbox."""
+core's outbox pipeline (documents.outbox for this table)."""
 
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from core import tasks as outbox_tasks
 from customers import links
 from customers.links import consent_page_token
 from customers.models import CustomerLink
 from documents.consent_check import email_consent
 from documents.models import OutgoingEmail
-from documents.tasks import dispatch_email
 from security.audit import record
 
 
@@ -131,9 +130,8 @@ def queue_reminder(customer, contact, *, actor, request):
 
 def dispatch_after_commit(email):
     """Hand a queued email to the worker once the transaction that queued it commits (a
-    rollback queues nothing)."""
-    email_id = email.pk
-    transaction.on_commit(lambda: dispatch_email(email_id))
+    rollback queues nothing): core's outbox pipeline."""
+    outbox_tasks.dispatch_after_commit(email)
 
 
 def send_fresh_link(link, *, request):

@@ -7,12 +7,18 @@ stored. Validity comes from the entity's settings *at the time of use*, measured
 when the link was made, so shortening a setting shortens existing links.
 """
 
+import re
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from accounts.tenancy import TenantManager
+from core.models import OutboxEmail
 from customers.models import CustomerOwnedManager
+
+# A customer link (/l/<token>/) or consent page link (/c/<token>/) in an email's body.
+TOKEN_IN_URL = re.compile(r"/(l|c)/[^/\s\"'<>]+/")
 
 
 class Document(models.Model):
@@ -79,19 +85,11 @@ class InvoiceAction(models.Model):
         return f"{self.get_kind_display()} on invoice {self.invoice_id}"
 
 
-class OutgoingEmail(models.Model):
-    """An email to a customer's contact, queued for the Celery worker.
+class OutgoingEmail(OutboxEmail):
+    """An email to a customer's contact: the customers' table of the mail outbox
+    (core.models.OutboxEmail has the email and its delivery state; core.outbox delivers).
 
-    Sent at most once: the worker claims the row (queued -> sending) before talking to
-    SMTP and marks it sent after; a retry after a transient SMTP error puts it back to
-    queued; a row left in `sending` by a dead worker is never resent automatically."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Not sent"
+    Its bodies carry working link tokens until it is settled; then they are masked."""
 
     entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey(
@@ -101,24 +99,19 @@ class OutgoingEmail(models.Model):
         "customers.ContactPerson", on_delete=models.SET_NULL, null=True, related_name="+"
     )
     kind = models.CharField(max_length=20, default="reminder")
-    to = models.EmailField()
-    subject = models.CharField(max_length=200)
-    text_body = models.TextField()
-    html_body = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    reason = models.CharField(max_length=300, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantManager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
 
-    def __str__(self):
-        return f"{self.subject} to {self.to}"
+    def message_id(self):
+        return f"<reminder-{self.pk}@{self.entity.slug}.guardrail>"
+
+    def without_secrets(self, body):
+        """The body with its link tokens masked: once an email is settled, the database
+        keeps no working link (links themselves are stored only as hashes)."""
+        return TOKEN_IN_URL.sub(lambda m: f"/{m.group(1)}/…/", body)

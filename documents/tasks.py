@@ -1,62 +1,38 @@
-"""Celery tasks for emails and link housekeeping: thin, taking ids."""
+"""Celery tasks for emails and link housekeeping: thin, taking ids.
+
+Emails go through the one outbox pipeline of core (core.tasks.send_outbox_email);
+`send_email_task` keeps the name this app's email task has always had, so a task queued
+under that name (before a deploy, or by an operator) is still delivered the same way."""
 
 from datetime import timedelta
 
 from celery import shared_task
-from celery.exceptions import Retry
 from django.utils import timezone
 
 from accounts.tenancy import system_code
+from core import tasks as outbox_tasks
 from customers.models import CustomerLink
-from documents import outbox
 from documents.models import OutgoingEmail
 
-MAX_RETRIES = 5
+MAX_RETRIES = outbox_tasks.MAX_RETRIES
 # Link records (and their use logs) are kept this long after they stop working.
 LINK_RETENTION = timedelta(days=365)
 
 
 @shared_task(bind=True, name="documents.tasks.send_email", acks_late=True, max_retries=MAX_RETRIES)
 def send_email_task(self, email_id):
-    outcome = outbox.deliver(email_id)
-    if outcome == "retry":
-        if self.request.retries >= MAX_RETRIES:
-            outbox.give_up(email_id)
-            return "failed"
-        # Back-off: 30 s, 60 s, 120 s, ...
-        raise self.retry(countdown=30 * 2**self.request.retries)
-    return outcome
+    return outbox_tasks.deliver_with_retries(self, OutgoingEmail, email_id)
 
 
 def dispatch_email(email_id):
-    """Hand an email to the worker (called after the queuing transaction commits). When
-    tasks run in-process (development, no broker) a temporary SMTP failure must not fail
-    the request that queued it: the email stays queued for `requeue-stale-emails`."""
-    try:
-        send_email_task.delay(email_id)
-    except Retry:
-        pass
+    """Hand an email to the worker (called after the queuing transaction commits)."""
+    outbox_tasks.dispatch(OutgoingEmail, email_id)
 
 
 def requeue_stale(now=None, older_than=None):
-    """Hand queued emails whose task was lost (broker outage, eager mode after a temporary
-    failure) to the worker again. Idempotent: delivery claims each row once."""
-    now = now or timezone.now()
-    cutoff = now - (older_than or timedelta(minutes=10))
-    with system_code():
-        ids = list(
-            OutgoingEmail.objects.filter(
-                status=OutgoingEmail.Status.QUEUED, created_at__lt=cutoff, attempts__lt=6
-            ).values_list("pk", flat=True)[:500]
-        )
-    for email_id in ids:
-        dispatch_email(email_id)
-    return len(ids)
-
-
-@shared_task(name="documents.tasks.requeue_stale_emails")
-def requeue_stale_emails_task():
-    return requeue_stale()
+    """Hand queued emails whose task was lost to the worker again -- of every outbox
+    table: the customers' (OutgoingEmail) and security's notices (SecurityNotice)."""
+    return outbox_tasks.requeue_stale(now=now, older_than=older_than)
 
 
 def purge_old_links(now=None):

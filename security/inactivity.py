@@ -14,8 +14,6 @@ elsewhere (SQLite, in development) the same steps go through the ORM.
 from datetime import timedelta
 
 from dateutil.relativedelta import relativedelta
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -23,8 +21,9 @@ from django.utils import timezone
 from accounts.models import User, UserSession
 from accounts.sessions import end_sessions
 from accounts.tenancy import system_code
+from core import emails
 from security.audit import record
-from security.models import AuditEvent, SecurityPolicy
+from security.models import AuditEvent, SecurityNotice, SecurityPolicy
 from security.selectors import effective_policy_for_user, users_in_scope
 
 # Writing last_active_at at most this often keeps activity tracking off the request path.
@@ -212,7 +211,8 @@ def reactivate(user, *, actor, entity, now=None, request=None):
 
 
 def warn_soon_inactive_users(now=None):
-    """Email users who will be deactivated within WARNING_DAYS, once per idle period."""
+    """Email users who will be deactivated within WARNING_DAYS, once per idle period: each
+    warning is queued in the outbox (SecurityNotice) and sent by the worker."""
     now = now or timezone.now()
     sent = 0
     with system_code():
@@ -226,20 +226,24 @@ def warn_soon_inactive_users(now=None):
             for user in soon.exclude(inactivity_warning_sent_at__gt=F("last_active_at")):
                 months = effective_policy_for_user(user).inactivity_limit_months.value
                 deadline = user.last_active_at + relativedelta(months=months)
-                claimed = (
-                    User.objects.filter(pk=user.pk)
-                    .exclude(inactivity_warning_sent_at__gt=F("last_active_at"))
-                    .update(inactivity_warning_sent_at=now)
-                )
-                if not claimed:
-                    continue  # another run sent it
-                send_mail(
-                    "Your account will be deactivated soon",
-                    f"Hello {user},\n\nYou have not signed in for a while. Unless you sign in "
-                    f"before {timezone.localtime(deadline):%Y-%m-%d %H:%M}, your account will "
-                    "be deactivated and an administrator will have to reactivate it.\n",
-                    settings.DEFAULT_FROM_EMAIL,
-                    [user.email],
-                )
+                # Claimed and queued together; the worker sends it once this commits.
+                with transaction.atomic():
+                    claimed = (
+                        User.objects.filter(pk=user.pk)
+                        .exclude(inactivity_warning_sent_at__gt=F("last_active_at"))
+                        .update(inactivity_warning_sent_at=now)
+                    )
+                    if not claimed:
+                        continue  # another run sent it
+                    emails.queue(
+                        SecurityNotice,
+                        to=user.email,
+                        subject="Your account will be deactivated soon",
+                        text_template="emails/security/inactivity_warning.txt",
+                        context={"user": user, "deadline": deadline},
+                        user=user,
+                        entity=policy.entity,
+                        kind=SecurityNotice.Kind.INACTIVITY_WARNING,
+                    )
                 sent += 1
     return sent

@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import User, normalize_email_address
+from core import emails
 from security.audit import record
 from security.forms import EmailLoginForm
-from security.models import LoginThrottle
+from security.models import LoginThrottle, SecurityNotice
 
 Kind = LoginThrottle.Kind
 
@@ -348,14 +347,15 @@ def _account_blocked(request, account):
         data={"username": account, "until": until.isoformat()},
     )
     if user is not None:
-        send_mail(
-            "Your account was blocked after failed sign-ins",
-            f"Hello {user},\n\nThere were {LIMITS[Kind.ACCOUNT].failures} failed attempts to "
-            f"sign in to your account, so it is blocked until "
-            f"{timezone.localtime(until):%Y-%m-%d %H:%M}. If this was not you, tell your "
-            "administrator; consider changing your password once you can sign in again.\n",
-            settings.DEFAULT_FROM_EMAIL,
-            [user.email],
+        # Queued in the outbox; the worker sends it once this request's work commits.
+        emails.queue(
+            SecurityNotice,
+            to=user.email,
+            subject="Your account was blocked after failed sign-ins",
+            text_template="emails/security/lockout.txt",
+            context={"user": user, "failures": LIMITS[Kind.ACCOUNT].failures, "until": until},
+            user=user,
+            kind=SecurityNotice.Kind.LOCKOUT,
         )
 
 

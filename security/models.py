@@ -15,6 +15,7 @@ from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.roles import Capability
+from core.models import OutboxEmail
 from security.crypto import backup_code_hash, decrypt
 
 
@@ -387,3 +388,32 @@ class IpChallenge(models.Model):
 
     def __str__(self):
         return f"Address {self.ip} for user {self.user_id}"
+
+
+class SecurityNotice(OutboxEmail):
+    """An email to a staff user about their account (a lockout, a change of two-factor
+    authentication, a password or an account about to expire): security's table of the
+    mail outbox (core.models.OutboxEmail), delivered by the same task as customer email.
+
+    Not tenant-scoped, like the audit log: a lockout notice belongs to no entity."""
+
+    class Kind(models.TextChoices):
+        LOCKOUT = "lockout", "Account blocked after failed sign-ins"
+        TWO_FACTOR = "twofactor", "Two-factor authentication changed"
+        PASSWORD_EXPIRING = "password_expiring", "Password expires soon"
+        INACTIVITY_WARNING = "inactivity_warning", "Account deactivated soon"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    entity = models.ForeignKey(
+        "accounts.Entity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # requeue_stale looks for queued notices by age.
+            models.Index(fields=["status", "created_at"], name="securitynotice_status_age"),
+        ]

@@ -3,19 +3,20 @@ security.policy.is_password_expired.)"""
 
 from datetime import timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.tenancy import system_code
-from security.models import SecurityPolicy
+from core import emails
+from security.models import SecurityNotice, SecurityPolicy
 from security.policy import WARNING_DAYS, password_expires_at
 from security.selectors import effective_policy_for_user, users_in_scope
 
 
 def remind_expiring_passwords(now=None):
-    """Email users whose password expires within WARNING_DAYS, once per password."""
+    """Email users whose password expires within WARNING_DAYS, once per password: each
+    reminder is queued in the outbox (SecurityNotice) and sent by the worker."""
     now = now or timezone.now()
     sent = 0
     with system_code():
@@ -30,20 +31,24 @@ def remind_expiring_passwords(now=None):
             for user in expiring:
                 max_age = effective_policy_for_user(user).password_max_age_days.value
                 expires = password_expires_at(user.password_changed_at, max_age)
-                # Claim the reminder first so two runs never send it twice.
-                claimed = User.objects.filter(
-                    pk=user.pk, password_reminder_sent_at__isnull=True
-                ).update(password_reminder_sent_at=now)
-                if not claimed:
-                    continue
-                send_mail(
-                    "Your password expires soon",
-                    f"Hello {user},\n\nYour password expires on "
-                    f"{timezone.localtime(expires):%Y-%m-%d %H:%M}. Choose a new one before "
-                    "then under Account -> Change password; after that date you will be "
-                    "asked to change it when you sign in.\n",
-                    settings.DEFAULT_FROM_EMAIL,
-                    [user.email],
-                )
+                # Claim the reminder and queue it together, so two runs never send it
+                # twice and a failed run leaves it for the next; the worker sends it once
+                # this commits.
+                with transaction.atomic():
+                    claimed = User.objects.filter(
+                        pk=user.pk, password_reminder_sent_at__isnull=True
+                    ).update(password_reminder_sent_at=now)
+                    if not claimed:
+                        continue
+                    emails.queue(
+                        SecurityNotice,
+                        to=user.email,
+                        subject="Your password expires soon",
+                        text_template="emails/security/password_expiring.txt",
+                        context={"user": user, "expires": expires},
+                        user=user,
+                        entity=policy.entity,
+                        kind=SecurityNotice.Kind.PASSWORD_EXPIRING,
+                    )
                 sent += 1
     return sent

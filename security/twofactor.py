@@ -12,16 +12,15 @@ import secrets
 
 import qrcode
 import qrcode.image.svg
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from accounts.sessions import end_sessions
+from core import emails
 from security.audit import record
 from security.crypto import backup_code_hash, encrypt, normalize_code
-from security.models import BackupCode, BackupCodeDevice, EncryptedTOTPDevice
+from security.models import BackupCode, BackupCodeDevice, EncryptedTOTPDevice, SecurityNotice
 
 BACKUP_CODE_COUNT = 10
 BACKUP_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i
@@ -175,8 +174,20 @@ def remove_second_factor(user, *, actor, request, reason="", entity=None):
         if by_admin
         else "Two-factor authentication was turned off for your account. If this was not "
         "you, contact your administrator at once.",
+        entity=entity,
     )
 
 
-def notify(user, subject, body):
-    send_mail(subject, f"Hello {user},\n\n{body}\n", settings.DEFAULT_FROM_EMAIL, [user.email])
+def notify(user, subject, body, *, entity=None):
+    """Tell `user` their second factor changed: queued in the outbox, sent by the worker
+    once the caller's transaction commits."""
+    emails.queue(
+        SecurityNotice,
+        to=user.email,
+        subject=subject,
+        text_template="emails/security/twofactor_changed.txt",
+        context={"user": user, "body": body},
+        user=user,
+        entity=entity,
+        kind=SecurityNotice.Kind.TWO_FACTOR,
+    )

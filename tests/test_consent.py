@@ -24,6 +24,7 @@ from consent.models import (
     PrivacySettings,
 )
 from customers.models import ContactPerson, Customer
+from documents.models import OutgoingEmail
 from security.models import AuditEvent, SecurityPolicy
 from tests.conftest import work_in
 
@@ -292,7 +293,9 @@ def test_a_save_without_changes_writes_nothing(world, client):
 
 
 @pytest.mark.parametrize("role", VIEWERS)
-def test_roles_without_edit_rights_view_but_cannot_change(world, client, role):
+def test_roles_without_edit_rights_view_but_cannot_change(
+    world, client, role, django_capture_on_commit_callbacks
+):
     contact = make_contact(world.a)
     with tenant_scope(world.a):
         services.set_consents(
@@ -311,7 +314,8 @@ def test_roles_without_edit_rights_view_but_cannot_change(world, client, role):
 
     denied = client.post(consent_url(contact), choices(world.a, "Phone calls", contact=contact))
     assert denied.status_code == 403
-    assert client.post(f"{consent_url(contact)}send-link/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"{consent_url(contact)}send-link/").status_code == 403
     assert states(contact) == {"Newsletter": True}
     assert len(events(contact)) == 1
     assert mail.outbox == []
@@ -544,12 +548,14 @@ def test_the_consent_form_pdf(world, client):
 # --- Sending the link --------------------------------------------------------------------------
 
 
-def test_sending_a_link_emails_the_contact(world, client):
+def test_sending_a_link_emails_the_contact(world, client, django_capture_on_commit_callbacks):
     contact = make_contact(world.a)
     editor = world.users[Role.SALES_ADMIN]
     work_in(client, editor, world.a)
 
-    page = client.post(f"{consent_url(contact)}send-link/", follow=True)
+    # A customer email: queued in the outbox, sent by the task once the request commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(f"{consent_url(contact)}send-link/", follow=True)
 
     assert "A link to their consent page was emailed to kari@fjellvik.example." in (
         page.content.decode()
@@ -563,6 +569,21 @@ def test_sending_a_link_emails_the_contact(world, client):
     assert len(urls) == 1
     event = AuditEvent.objects.get(action="consent.link_sent")
     assert (event.actor, event.data) == (editor, {"contact": contact.pk})
+    # It went through the customers' outbox, which keeps no working token once sent.
+    with system_code():
+        [row] = OutgoingEmail.objects.all()
+    assert (row.kind, row.status, row.to, row.attempts) == (
+        "consent_link",
+        "sent",
+        message.to[0],
+        1,
+    )
+    assert (row.contact_id, row.customer_id, row.created_by) == (
+        contact.pk,
+        contact.customer_id,
+        editor,
+    )
+    assert urls[0].split("/")[-2] not in row.text_body
 
     client.logout()
     opened = client.get(urls[0].removeprefix("http://testserver"))
@@ -570,21 +591,26 @@ def test_sending_a_link_emails_the_contact(world, client):
     assert "Hello Kari Nordmann." in opened.content.decode()
 
 
-def test_a_contact_without_email_gets_no_link(world, client):
+def test_a_contact_without_email_gets_no_link(world, client, django_capture_on_commit_callbacks):
     contact = make_contact(world.a, email="")
     work_in(client, world.users[Role.ADMIN], world.a)
 
-    page = client.post(f"{consent_url(contact)}send-link/", follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(f"{consent_url(contact)}send-link/", follow=True)
 
     assert "Kari Nordmann has no email address; add one first." in page.content.decode()
     assert mail.outbox == []
     assert not AuditEvent.objects.filter(action="consent.link_sent").exists()
 
 
-def test_the_link_follows_the_entitys_link_lifetime(world, client):
+def test_the_link_follows_the_entitys_link_lifetime(
+    world, client, django_capture_on_commit_callbacks
+):
     set_link_days(world.a, 7)
     contact = make_contact(world.a)
-    work_in(client, world.users[Role.ADMIN], world.a).post(f"{consent_url(contact)}send-link/")
+    work_in(client, world.users[Role.ADMIN], world.a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"{consent_url(contact)}send-link/")
     assert "the link works for 7 days" in mail.outbox[0].body
 
 

@@ -269,11 +269,12 @@ def test_the_users_page_lists_only_the_entitys_people(world, client):
     assert world.outsider.email not in text and world.b_admin.email not in text
 
 
-def test_a_warning_is_emailed_once_a_week_before(six_months):
+def test_a_warning_is_emailed_once_a_week_before(six_months, django_capture_on_commit_callbacks):
     guest, sales = six_months.users[Role.GUEST], six_months.users[Role.SALES]
     set_last_active(guest, datetime(2026, 3, 20, 2, 0, tzinfo=UTC))  # 5 days left
     set_last_active(sales, datetime(2026, 4, 1, 2, 0, tzinfo=UTC))  # 17 days left
-    with time_machine.travel(NOW, tick=False):
+    # Each warning is queued in the outbox and sent by the task once the job commits.
+    with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
         assert warn_soon_inactive_users() == 1
         assert warn_soon_inactive_users() == 0
     assert [m.to for m in mail.outbox] == [[guest.email]]

@@ -229,19 +229,26 @@ def test_a_banner_warns_a_week_before_expiry(thirty_days, client, days_old, bann
         assert f"Your password expires {banner}." in content
 
 
-def test_the_reminder_job_emails_once_per_password(thirty_days):
+def test_the_reminder_job_emails_once_per_password(thirty_days, django_capture_on_commit_callbacks):
     guest, sales = thirty_days.users[Role.GUEST], thirty_days.users[Role.SALES]
     age_password(guest, 25)
     age_password(sales, 10)
-    assert remind_expiring_passwords() == 1
+    # Each reminder is queued in the outbox and sent by the task once the job commits.
+    sent_after_commit = django_capture_on_commit_callbacks
+    with sent_after_commit(execute=True):
+        assert remind_expiring_passwords() == 1
     assert [m.to for m in mail.outbox] == [[guest.email]]
     assert "Your password expires on" in mail.outbox[0].body
-    assert remind_expiring_passwords() == 0  # idempotent
+    with sent_after_commit(execute=True):
+        assert remind_expiring_passwords() == 0  # idempotent
+    assert len(mail.outbox) == 1
     guest.refresh_from_db()
     guest.set_password(NEW_PASSWORD)
     guest.save()
     age_password(guest, 26)
-    assert remind_expiring_passwords() == 1  # a new password gets its own reminder
+    with sent_after_commit(execute=True):
+        assert remind_expiring_passwords() == 1  # a new password gets its own reminder
+    assert [m.to for m in mail.outbox] == [[guest.email], [guest.email]]
 
 
 # --- Reset by email -----------------------------------------------------------------------

@@ -186,12 +186,15 @@ def test_the_setup_page_shows_an_inline_qr_code_and_the_key(world, client):
     assert "Log out instead" not in content
 
 
-def test_a_wrong_code_leaves_the_authenticator_off(world, client, clock):
+def test_a_wrong_code_leaves_the_authenticator_off(
+    world, client, clock, django_capture_on_commit_callbacks
+):
     user = world.users[Role.GUEST]
     work_in(client, user, world.a).get(SETUP)
     device = pending_device(user)
 
-    response = client.post(SETUP, {"code": wrong_code(device)})
+    with django_capture_on_commit_callbacks(execute=True):  # what it queues is sent
+        response = client.post(SETUP, {"code": wrong_code(device)})
 
     assert response.status_code == 200
     assert WRONG_AT_SETUP in text(response)
@@ -229,13 +232,17 @@ def test_after_wrong_codes_at_setup_the_right_one_says_to_wait_instead_of_wrong(
     assert twofactor.has_second_factor(user)
 
 
-def test_a_valid_code_turns_it_on_once_and_ends_the_other_sessions(world, client, clock):
+def test_a_valid_code_turns_it_on_once_and_ends_the_other_sessions(
+    world, client, clock, django_capture_on_commit_callbacks
+):
     user = world.users[Role.GUEST]
     elsewhere = work_in(Client(), user, world.a)
     work_in(client, user, world.a).get(SETUP)
     device = pending_device(user)
 
-    response = client.post(SETUP, {"code": code_at(device)})
+    # The notice is queued in the outbox and sent by the task once the request commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(SETUP, {"code": code_at(device)})
 
     assert response.status_code == 200
     assert "Two-factor authentication is on" in text(response)
@@ -552,11 +559,12 @@ def test_the_same_code_sent_twice_at_once_signs_in_only_once(transactional_db, w
     ],
     ids=["as-shown", "upper-case", "no-dash", "upper-no-dash-spaces"],
 )
-def test_a_backup_code_works_once(world, client, clock, typed):
+def test_a_backup_code_works_once(world, client, clock, typed, django_capture_on_commit_callbacks):
     user = world.users[Role.GUEST]
     _, codes = give_authenticator(user)
 
-    response = sign_in_with_code(client, user, typed(codes[3]))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sign_in_with_code(client, user, typed(codes[3]))
 
     assert response.status_code == 302 and response["Location"] == "/"
     page = client.get("/")
@@ -705,13 +713,16 @@ def test_users_the_policy_does_not_reach_are_not_asked_to_enrol(required, client
     assert client.get(ACCOUNT).status_code == 200
 
 
-def test_a_required_user_cannot_turn_it_off(required, client, clock):
+def test_a_required_user_cannot_turn_it_off(
+    required, client, clock, django_capture_on_commit_callbacks
+):
     user = required.users[Role.GUEST]
     device, _ = give_authenticator(user)
     work_in_verified(client, user, required.a, device)
     assert "Your organisation requires it, so it cannot be turned off." in text(client.get(ACCOUNT))
 
-    response = client.post(REMOVE, {"code": code_at(device)}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(REMOVE, {"code": code_at(device)}, follow=True)
 
     assert response.redirect_chain == [(ACCOUNT, 302)]
     assert (
@@ -724,7 +735,9 @@ def test_a_required_user_cannot_turn_it_off(required, client, clock):
     assert mail.outbox == []
 
 
-def test_a_user_not_required_can_turn_it_off_with_a_code(world, client, clock):
+def test_a_user_not_required_can_turn_it_off_with_a_code(
+    world, client, clock, django_capture_on_commit_callbacks
+):
     user = world.users[Role.GUEST]
     device, _ = give_authenticator(user)
     work_in_verified(client, user, world.a, device)
@@ -734,7 +747,8 @@ def test_a_user_not_required_can_turn_it_off_with_a_code(world, client, clock):
     assert twofactor.has_second_factor(user)
 
     clock.shift(2)
-    response = client.post(REMOVE, {"code": code_at(device)}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(REMOVE, {"code": code_at(device)}, follow=True)
 
     assert response.redirect_chain == [(ACCOUNT, 302)]
     assert "Two-factor authentication is off." in text(response)
@@ -756,13 +770,16 @@ def reset_url(user):
     return f"/settings/users/{user.pk}/reset-2fa/"
 
 
-def test_an_admin_resets_2fa_with_a_reason(world, client):
+def test_an_admin_resets_2fa_with_a_reason(world, client, django_capture_on_commit_callbacks):
     admin, guest = world.users[Role.ADMIN], world.users[Role.GUEST]
     give_authenticator(guest)
     guest_session = work_in(Client(), guest, world.a)
     work_in(client, admin, world.a)
 
-    response = client.post(reset_url(guest), {"reason": "  Lost phone, ticket 4711 "}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reset_url(guest), {"reason": "  Lost phone, ticket 4711 "}, follow=True
+        )
 
     assert response.redirect_chain == [("/settings/users/", 302)]
     assert f"Two-factor authentication of {guest.email} was reset" in text(response)
@@ -783,14 +800,17 @@ def test_an_admin_resets_2fa_with_a_reason(world, client):
 
 
 @pytest.mark.parametrize("reason", [None, "", "   "])
-def test_a_reset_without_a_reason_is_refused(world, client, reason):
+def test_a_reset_without_a_reason_is_refused(
+    world, client, reason, django_capture_on_commit_callbacks
+):
     admin, guest = world.users[Role.ADMIN], world.users[Role.GUEST]
     give_authenticator(guest)
     guest_session = work_in(Client(), guest, world.a)
     work_in(client, admin, world.a)
 
     data = {} if reason is None else {"reason": reason}
-    response = client.post(reset_url(guest), data, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reset_url(guest), data, follow=True)
 
     assert "Say why two-factor authentication is being reset." in text(response)
     assert twofactor.has_second_factor(guest)

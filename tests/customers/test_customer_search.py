@@ -5,7 +5,7 @@ collector, deleted or anonymised; the role scope and the collector filter; the p
 the capped count; a fixed number of queries; and the index-only plan.
 
 SQLite has no words table to keep (the search there uses its fallback), so these tests
-run on PostgreSQL only; tests/test_customer_list.py covers the search on both."""
+run on PostgreSQL only; tests/customers/test_customer_list.py covers the search on both."""
 
 import re
 
@@ -19,7 +19,7 @@ from consent import anonymisation
 from customers.models import Customer, CustomerAssignment, CustomerNameWord
 from security.models import SecurityPolicy
 from tests.conftest import make_user, work_in
-from tests.test_csv_import import confirm, csv_bytes, upload
+from tests.customers.test_csv_import import confirm, csv_bytes, upload
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql",

@@ -26,7 +26,7 @@ from gunicorn.config import Config as GunicornConfig
 
 from config import views
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 LOCK_FILE = ROOT / "requirements.lock"

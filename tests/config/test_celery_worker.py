@@ -17,7 +17,7 @@ from accounts.sessions import SessionStore
 from config.celery import app
 from tests.celery_worker import running_worker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     not settings.REDIS_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"],

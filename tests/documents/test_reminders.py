@@ -36,7 +36,7 @@ from security.models import AuditEvent
 from tests.celery_worker import running_worker
 from tests.conftest import work_in
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EDITORS = [Role.MAIN_ADMIN, Role.ADMIN, Role.CREDIT_MANAGER, Role.COLLECTOR, Role.SALES_ADMIN]
 VIEWERS = [Role.SALES, Role.GUEST]
 KARI = "kari@fjellvik.example"

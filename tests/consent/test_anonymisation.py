@@ -25,8 +25,8 @@ from customers.services import create_invoice
 from security.audit import record
 from security.models import AuditEvent, AuditEventQuerySet, SecurityPolicy
 from tests.conftest import work_in
-from tests.test_consent import pdf_text
-from tests.test_documents import add_document
+from tests.consent.test_consent import pdf_text
+from tests.documents.test_documents import add_document
 
 NAME = "Fjellvik Transport AS"
 NUMBER = "C-100"

@@ -11,7 +11,7 @@ from security.audit import record
 from tests.conftest import work_in
 from tests.factories import customer
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 def test_health_answers_200_when_the_database_answers(db, client):

@@ -10,7 +10,7 @@ import pytest
 
 from config.env import EnvError, database_from_url, env_bool, env_int, env_list, redis_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

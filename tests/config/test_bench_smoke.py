@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The smoke run takes ~20 s; the bound catches a hung load test or server.
 TIME_LIMIT = int(os.environ.get("BENCH_SMOKE_TIMEOUT", "60"))
 WITH_BASELINE = {

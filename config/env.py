@@ -123,6 +123,22 @@ def database_from_url(url, conn_max_age, prepare_threshold=0):
     return config
 
 
+def site_url(name, default, environ=os.environ):
+    """A base URL such as https://guardrail.example.com: a scheme and a host (and port), no
+    path, query or fragment; a trailing slash is dropped."""
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    parts = urlsplit(value.rstrip("/"))
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise EnvError(f"{name}={value!r} is not a base URL; use https://host.example.com.")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise EnvError(
+            f"{name}={value!r} has more than a scheme and a host; use https://host.example.com."
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def redis_url(name, environ=os.environ):
     value = _raw(name, environ)
     if value is None:

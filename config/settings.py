@@ -21,6 +21,7 @@ from config.env import (
     env_list,
     env_str,
     redis_url,
+    site_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -231,6 +232,10 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@localhost")
 
+# The one base URL of links in emails (password reset, document links, reminders, consent
+# links): never the Host header of whichever request made them (core.http.site_url).
+SITE_URL = site_url("SITE_URL", None if PRODUCTION else "http://127.0.0.1:8000")
+
 # --- SMS (validation codes for new IP addresses) ------------------------------------------
 # "console" prints messages (and keeps them in security.sms.outbox for tests); "twilio"
 # sends them through Twilio's API with the credentials below.
@@ -308,6 +313,11 @@ if PRODUCTION:
             "Set FIELD_ENCRYPTION_KEYS to one or more Fernet keys (newest first); "
             "generate one with `python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'`."
+        )
+    if not SITE_URL or not SITE_URL.startswith("https://"):
+        problems.append(
+            "Set SITE_URL to the https:// address customers and staff reach the product at "
+            "(links in emails use it)."
         )
     if not REDIS_URL:
         problems.append(

@@ -13,3 +13,6 @@ STORAGES = {
 }
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Emailed links in tests point where the test client's requests go.
+SITE_URL = "http://testserver"

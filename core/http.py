@@ -1,5 +1,13 @@
 """Small helpers for answers and input shared by several apps."""
 
+from django.conf import settings
+
+
+def site_url(path):
+    """An absolute URL on the product's one configured base (settings.SITE_URL) for `path`
+    (from reverse()): what emailed links use, whatever Host a request came with."""
+    return settings.SITE_URL + path
+
 
 def private(response):
     """Headers for pages and files reached through customer links: not cached, not

@@ -39,6 +39,7 @@ OPERATOR_ENV = {
     "DJANGO_SECRET_KEY": "compose-test-" + "k" * 60,
     "POSTGRES_PASSWORD": "compose-test-password",
     "DJANGO_ALLOWED_HOSTS": "guardrail.example.com",
+    "SITE_URL": "https://guardrail.example.com",
     "FIELD_ENCRYPTION_KEYS": "aDeFSlcBqvAO4LoH7M5QNHExO1Ba1cd-pQ8EZpA3AoU=",
     "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
     "TWILIO_AUTH_TOKEN": "compose-test-token",

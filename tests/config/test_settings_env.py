@@ -93,6 +93,7 @@ GOOD_PRODUCTION = {
     "DJANGO_ENV": "production",
     "DJANGO_SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-key-value-0123456789",
     "DJANGO_ALLOWED_HOSTS": "app.example.com",
+    "SITE_URL": "https://app.example.com",
     "DATABASE_URL": "postgres://app@127.0.0.1:5432/app",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "FIELD_ENCRYPTION_KEYS": "aDeFSlcBqvAO4LoH7M5QNHExO1Ba1cd-pQ8EZpA3AoU=",
@@ -126,6 +127,8 @@ def test_production_settings_pass_check_deploy_without_warnings():
         ({"DJANGO_DEBUG": "true"}, "Set DJANGO_DEBUG=false"),
         ({"DJANGO_ALLOWED_HOSTS": ""}, "Set DJANGO_ALLOWED_HOSTS"),
         ({"REDIS_URL": ""}, "Set REDIS_URL"),
+        ({"SITE_URL": ""}, "Set SITE_URL"),
+        ({"SITE_URL": "http://app.example.com"}, "Set SITE_URL"),
         ({"DATABASE_URL": ""}, "Set DATABASE_URL"),
         ({"FIELD_ENCRYPTION_KEYS": ""}, "Set FIELD_ENCRYPTION_KEYS"),
     ],
@@ -151,3 +154,15 @@ def test_postgresql_statements_are_prepared_after_the_threshold_and_can_be_turne
     assert "server_side_binding" not in never.get("OPTIONS", {})
     sqlite = database_from_url("sqlite:///tmp/x.sqlite3", 0, prepare_threshold=5)
     assert "prepare_threshold" not in sqlite.get("OPTIONS", {})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["guardrail.example.com", "ftp://guardrail.example.com", "https://", "https://h.example/app"],
+)
+def test_a_site_url_that_is_not_a_base_url_stops_the_process_naming_it(value):
+    result = manage("check", **{**GOOD_PRODUCTION, "SITE_URL": value})
+    assert result.returncode != 0
+    assert f"SITE_URL={value!r}" in result.stderr
+    assert "use https://host.example.com" in result.stderr
+    assert "Traceback" not in result.stderr

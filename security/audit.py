@@ -4,10 +4,38 @@ Action names are dotted (`auth.login.succeeded`, `security.settings.changed`). `
 must hold only what is safe to keep forever: never secrets, passwords or erased data.
 """
 
+import re
+
 from django.utils import timezone
 
 from security.client_ip import client_ip
 from security.models import AuditEvent
+
+# C0 and C1 control characters and DEL: a log line, a terminal or a CSV reader would act on
+# them (a CR LF in a typed username forges a second line).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Any one text inside `data`, and how many items a list or object in it keeps.
+MAX_DATA_TEXT = 1000
+MAX_DATA_ITEMS = 200
+
+
+def safe_text(value, limit):
+    """`value` as the log stores it: control characters as visible \\xNN, at most `limit`
+    characters (a cut text ends with …)."""
+    text = CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_data(value):
+    """`data` with every text made safe (keys too) and every list or object capped."""
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_DATA_ITEMS]
+        return {safe_text(key, 100): safe_data(item) for key, item in items}
+    if isinstance(value, list | tuple):
+        return [safe_data(item) for item in value[:MAX_DATA_ITEMS]]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return safe_text(value, MAX_DATA_TEXT)
 
 
 def record(
@@ -30,19 +58,20 @@ def record(
     event = AuditEvent(
         created_at=now or timezone.now(),
         actor=actor,
-        actor_label=actor.email if actor is not None else "",
+        actor_label=safe_text(actor.email, 254) if actor is not None else "",
         entity=entity,
         entity_group=group,
-        action=action,
-        data=data or {},
+        action=safe_text(action, 100),
+        data=safe_data(data or {}),
         ip=ip,
     )
+    # Labels and data may hold what a visitor typed (a username, a customer's name).
     if target is not None:
         event.target_type = target._meta.label_lower
-        event.target_id = str(target.pk)
-        event.target_label = (target_label or str(target))[:200]
+        event.target_id = safe_text(target.pk, 64)
+        event.target_label = safe_text(target_label or str(target), 200)
     elif target_label:
-        event.target_label = target_label[:200]
+        event.target_label = safe_text(target_label, 200)
     event.save()
     return event
 

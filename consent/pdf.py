@@ -29,6 +29,6 @@ def consent_form_pdf(context):
             f", agreement {processor.agreement_date:%Y-%m-%d}" if processor.agreement_date else ""
         )
         pdf.paragraph(f"{processor.name} - {processor.purpose} - {processor.country}{signed}")
-    pdf.ln(4)
+    pdf.space(4)
     pdf.paragraph(f"Printed {timezone.localtime():%Y-%m-%d %H:%M}.")
     return pdf.output_bytes()

@@ -5,11 +5,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts import sessions
 from accounts.models import UserSession
-from tests.conftest import PASSWORD
-
-
-def sign_in(client, user):
-    return client.post("/accounts/login/", {"username": user.email, "password": PASSWORD})
+from tests.helpers import sign_in
 
 
 def test_signing_in_replaces_the_session_and_writes_the_new_one_once(world, client):

@@ -1,15 +1,13 @@
 """GDPR erasure of a customer: the preflight, the refusals (balance, confirmation, already
-done), the anonymisation itself (all or nothing), the invoice copy afterwards, the race
-with a concurrent invoice, and who may do it."""
+done), the anonymisation itself (all or nothing), the invoice copy afterwards, and who
+may do it. The race with a concurrent invoice is in
+tests/consent/test_anonymisation_race.py."""
 
 import re
-import threading
-import time
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
 from django.db.models.signals import pre_delete
 
 from accounts.models import Membership
@@ -20,13 +18,11 @@ from consent import services as consent_services
 from consent.anonymisation import AnonymisationRefused, anonymise
 from consent.models import ConsentEvent, ConsentSource, ConsentState
 from customers.models import AccessGroup, ContactPerson, Customer, Invoice, Secret
-from customers.selectors import ledger_balance
 from customers.services import create_invoice
 from security.audit import record
 from security.models import AuditEvent, AuditEventQuerySet, SecurityPolicy
 from tests.conftest import work_in
-from tests.consent.test_consent import pdf_text
-from tests.documents.test_documents import add_document
+from tests.helpers import EDITORS, VIEWERS, add_document, make_invoice, pdf_text
 
 NAME = "Fjellvik Transport AS"
 NUMBER = "C-100"
@@ -47,26 +43,18 @@ PERSONAL = [
     "203.0.113.9",
     "Firefox/140",
 ]
-EDITORS = [Role.MAIN_ADMIN, Role.ADMIN, Role.CREDIT_MANAGER, Role.COLLECTOR, Role.SALES_ADMIN]
-VIEWERS = [Role.SALES, Role.GUEST]
 
 
 def url(customer):
     return f"/customers/{customer.pk}/anonymise/"
 
 
-def invoice(customer, number, amount, paid=None, text="", issued=date(2026, 1, 5)):
-    with system_code():
-        return Invoice.objects.create(
-            entity=customer.entity,
-            customer=customer,
-            number=number,
-            issued_on=issued,
-            due_on=date(2026, 1, 19),
-            amount=Decimal(amount),
-            amount_paid=Decimal(amount if paid is None else paid),
-            text=text,
-        )
+def invoice(customer, number, amount, paid=None, text=""):
+    """An invoice of January 2026, paid in full unless `paid` says how much."""
+    paid = amount if paid is None else paid
+    return make_invoice(
+        customer, number, amount, paid, issued=date(2026, 1, 5), due=date(2026, 1, 19), text=text
+    )
 
 
 @pytest.fixture
@@ -567,194 +555,6 @@ def test_a_failure_midway_changes_nothing(world, client, rich, failure):
         client.post(url(rich), {"confirm_number": NUMBER})
 
     assert snapshot(rich) == before
-
-
-# --- The race with a new invoice (PostgreSQL) ----------------------------------------------------
-
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="needs PostgreSQL: row locks (SELECT ... FOR UPDATE) and concurrent "
-    "connections; SQLite serialises every writer, so there is no race to test",
-)
-
-WAIT = 15
-
-
-def blocked_on_a_lock():
-    """Whether another session of this database waits for a lock (polled up to WAIT s)."""
-    deadline = time.monotonic() + WAIT
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.02)
-    return False
-
-
-def in_thread(target, outcomes, name):
-    """Run `target` in a thread with its own connection; its result or refusal goes into
-    `outcomes[name]`, any other exception too (the test asserts on it)."""
-
-    def run():
-        try:
-            outcomes[name] = target()
-        except AnonymisationRefused as refused:
-            outcomes[name] = refused.message
-        except Exception as error:  # reported by the test's assertions
-            outcomes[name] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, name=name)
-    thread.start()
-    return thread
-
-
-def new_invoice(customer_pk, entity_pk, number="F-9001", amount="500.00"):
-    with tenant_scope(entity_pk):
-        return create_invoice(
-            customer_pk,
-            number=number,
-            issued_on=date(2026, 3, 1),
-            due_on=date(2026, 3, 15),
-            amount=Decimal(amount),
-        ).number
-
-
-def state_of(customer_pk):
-    with system_code():
-        customer = Customer.objects.get(pk=customer_pk)
-        return customer.anonymised_at is not None, ledger_balance(customer)
-
-
-@pytest.fixture
-def racing(transactional_db, world):
-    with system_code():
-        customer = Customer.objects.create(
-            entity=world.a, number=NUMBER, name=NAME, email="post@fjellvik.example"
-        )
-    invoice(customer, "F-1001", "1000.00")
-    return customer
-
-
-@postgresql_only
-def test_an_invoice_during_the_anonymisation_waits_and_is_refused(world, racing):
-    entity_pk, admin = world.a.pk, world.users[Role.ADMIN]
-    anonymised, release, outcomes = threading.Event(), threading.Event(), {}
-
-    def anonymise_and_hold():
-        with tenant_scope(entity_pk), transaction.atomic():
-            anonymise(racing.pk, confirmation=NUMBER, actor=admin)
-            anonymised.set()
-            # Keep the transaction (and its row lock) open until the invoice waits.
-            assert release.wait(WAIT)
-        return "anonymised"
-
-    holder = in_thread(anonymise_and_hold, outcomes, "anonymise")
-    try:
-        assert anonymised.wait(WAIT), outcomes
-        inserter = in_thread(lambda: new_invoice(racing.pk, entity_pk), outcomes, "invoice")
-        assert blocked_on_a_lock(), "the invoice did not wait for the anonymisation's lock"
-        assert "invoice" not in outcomes  # still waiting
-    finally:
-        release.set()
-        holder.join(WAIT)
-    inserter.join(WAIT)
-    assert not holder.is_alive() and not inserter.is_alive()
-
-    assert outcomes == {
-        "anonymise": "anonymised",
-        "invoice": "The customer is anonymised; it cannot get new invoices.",
-    }
-    with system_code():
-        assert not Invoice.objects.filter(number="F-9001").exists()
-    assert state_of(racing.pk) == (True, Decimal("0"))
-
-
-@postgresql_only
-def test_an_invoice_committed_first_makes_the_anonymisation_refuse(world, racing):
-    entity_pk, admin = world.a.pk, world.users[Role.ADMIN]
-    created, release, outcomes = threading.Event(), threading.Event(), {}
-
-    def invoice_and_hold():
-        with transaction.atomic():
-            number = new_invoice(racing.pk, entity_pk)
-            created.set()
-            assert release.wait(WAIT)
-        return number
-
-    def anonymise_now():
-        with tenant_scope(entity_pk):
-            anonymise(racing.pk, confirmation=NUMBER, actor=admin)
-        return "anonymised"
-
-    holder = in_thread(invoice_and_hold, outcomes, "invoice")
-    try:
-        assert created.wait(WAIT), outcomes
-        anonymiser = in_thread(anonymise_now, outcomes, "anonymise")
-        assert blocked_on_a_lock(), "the anonymisation did not wait for the invoice's lock"
-        assert "anonymise" not in outcomes
-    finally:
-        release.set()
-        holder.join(WAIT)
-    anonymiser.join(WAIT)
-    assert not holder.is_alive() and not anonymiser.is_alive()
-
-    assert outcomes == {
-        "invoice": "F-9001",
-        "anonymise": "The customer has an outstanding balance of 500.00. The balance must be "
-        "zero before the customer can be anonymised; nothing was changed.",
-    }
-    assert state_of(racing.pk) == (False, Decimal("500.00"))
-    with system_code():
-        assert Customer.objects.get(pk=racing.pk).name == NAME
-    assert not AuditEvent.objects.filter(action="customer.anonymised").exists()
-
-
-@postgresql_only
-def test_simultaneous_invoice_and_anonymisation_never_leave_an_anonymised_balance(world, racing):
-    """Started together, either may win; the invariant holds every time."""
-    entity_pk, admin = world.a.pk, world.users[Role.ADMIN]
-    seen = set()
-    for round_number in range(8):
-        with system_code():
-            customer = Customer.objects.create(
-                entity_id=entity_pk, number=f"R-{round_number}", name=f"Race {round_number} AS"
-            )
-        barrier, outcomes = threading.Barrier(2, timeout=WAIT), {}
-
-        def go_invoice(pk=customer.pk, n=round_number, barrier=barrier):
-            barrier.wait()
-            return new_invoice(pk, entity_pk, number=f"F-R{n}")
-
-        def go_anonymise(pk=customer.pk, n=round_number, barrier=barrier):
-            barrier.wait()
-            with tenant_scope(entity_pk):
-                anonymise(pk, confirmation=f"R-{n}", actor=admin)
-            return "anonymised"
-
-        threads = [
-            in_thread(go_invoice, outcomes, "invoice"),
-            in_thread(go_anonymise, outcomes, "anonymise"),
-        ]
-        for thread in threads:
-            thread.join(WAIT)
-        assert not any(t.is_alive() for t in threads)
-        anonymised, balance = state_of(customer.pk)
-        assert not (anonymised and balance != 0), outcomes
-        if anonymised:
-            assert outcomes["anonymise"] == "anonymised"
-            assert outcomes["invoice"] == "The customer is anonymised; it cannot get new invoices."
-            seen.add("anonymisation first")
-        else:
-            assert outcomes["invoice"] == f"F-R{round_number}"
-            assert "outstanding balance of 500.00" in outcomes["anonymise"]
-            seen.add("invoice first")
-    assert seen  # at least one round ran (which side wins is up to the scheduler)
 
 
 # --- Who may do it ---------------------------------------------------------------------------

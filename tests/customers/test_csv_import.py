@@ -1,7 +1,6 @@
 """CSV import of customers and contacts: reading, the preview, the all-or-nothing confirm."""
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import escape
 
 from accounts.roles import Role
@@ -12,27 +11,9 @@ from customers.models import ContactPerson, Customer
 from security.models import AuditEvent, SecurityPolicy
 from security.phones import MESSAGES
 from tests.conftest import work_in
+from tests.helpers import IMPORT_CONFIRM_URL, IMPORT_URL, confirm_import, csv_bytes, upload_csv
 
-URL = "/customers/import/"
-CONFIRM_URL = "/customers/import/confirm/"
 NOTHING = "Fix the file and upload it again; nothing was imported."
-
-HEADER = ";".join(csv_import.COLUMNS)
-
-
-def csv_bytes(*lines, header=HEADER, encoding="utf-8", bom=False):
-    text = "\r\n".join([header, *lines]) + "\r\n"
-    return (b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding)
-
-
-def upload(client, data, name="customers.csv"):
-    return client.post(URL, {"file": SimpleUploadedFile(name, data, content_type="text/csv")})
-
-
-def confirm(client, response):
-    token = response.context["token"]
-    assert token, response.context["problems"]
-    return client.post(CONFIRM_URL, {"token": token}, follow=True)
 
 
 def customers_of(entity):
@@ -70,7 +51,7 @@ def test_semicolons_and_a_bom_create_customers_and_contacts(world, editor):
         "1002;Havbris Fisk AS;;;;;;;;",
         bom=True,
     )
-    page = upload(editor, data)
+    page = upload_csv(editor, data)
     body = page.content.decode()
     assert page.status_code == 200
     assert "UTF-8 (with BOM)" in body and "semicolon (;)" in body
@@ -78,7 +59,7 @@ def test_semicolons_and_a_bom_create_customers_and_contacts(world, editor):
     assert NOTHING not in body and 'name="token"' in body
     assert customers_of(world.a) == {}  # nothing before the confirmation
 
-    done = confirm(editor, page)
+    done = confirm_import(editor, page)
     assert "Imported: 2 new customers, 0 updated, 2 contacts." in done.content.decode()
     saved = customers_of(world.a)
     assert set(saved) == {"1001", "1002"}
@@ -96,10 +77,10 @@ def test_semicolons_and_a_bom_create_customers_and_contacts(world, editor):
 def test_an_existing_number_updates_only_the_fields_the_file_fills_in(world, editor):
     make_customer(world.a, "1001", "Fjellvik AS", email="old@fjellvik.no", address="Storgata 1")
     data = csv_bytes("1001;;;new@fjellvik.no;;;Kari Nordmann;;;")
-    page = upload(editor, data)
+    page = upload_csv(editor, data)
     assert "Update customer (email)" in page.content.decode()
 
-    done = confirm(editor, page)
+    done = confirm_import(editor, page)
     assert "Imported: 0 new customers, 1 updated, 1 contacts." in done.content.decode()
     customer = customers_of(world.a)["1001"]
     assert (customer.name, customer.email, customer.address) == (
@@ -112,11 +93,11 @@ def test_an_existing_number_updates_only_the_fields_the_file_fills_in(world, edi
 
 def test_reimporting_the_same_file_changes_nothing(world, editor):
     data = csv_bytes("1001;Fjellvik AS;;;;;Kari Nordmann;CFO;;")
-    confirm(editor, upload(editor, data))
-    page = upload(editor, data)
+    confirm_import(editor, upload_csv(editor, data))
+    page = upload_csv(editor, data)
     body = page.content.decode()
     assert "Customer unchanged" in body and "Contact Kari Nordmann unchanged" in body
-    done = confirm(editor, page)
+    done = confirm_import(editor, page)
     assert "Imported: 0 new customers, 0 updated, 0 contacts." in done.content.decode()
     assert len(contacts_of(world.a)) == 1
 
@@ -192,13 +173,13 @@ def test_each_row_problem_is_shown_and_nothing_is_offered_or_imported(
     world, editor, lines, message
 ):
     # A valid row first: one bad row blocks the whole file.
-    page = upload(editor, csv_bytes("2000;Havbris Fisk AS;;;;;;;;", *lines))
+    page = upload_csv(editor, csv_bytes("2000;Havbris Fisk AS;;;;;;;;", *lines))
     body = page.content.decode()
     assert escape(message) in body
     assert NOTHING in body
     assert 'name="token"' not in body and page.context["token"] is None
     assert import_views.SESSION_KEY not in editor.session
-    assert editor.post(CONFIRM_URL, {"token": "x"}).status_code == 302
+    assert editor.post(IMPORT_CONFIRM_URL, {"token": "x"}).status_code == 302
     assert customers_of(world.a) == {}
 
 
@@ -234,7 +215,7 @@ FILE_PROBLEMS = [
     "data,message", [p[1:] for p in FILE_PROBLEMS], ids=[p[0] for p in FILE_PROBLEMS]
 )
 def test_file_problems_are_shown_and_nothing_is_imported(world, editor, data, message):
-    page = upload(editor, data)
+    page = upload_csv(editor, data)
     body = page.content.decode()
     assert page.status_code == 200
     assert message in body
@@ -244,7 +225,7 @@ def test_file_problems_are_shown_and_nothing_is_imported(world, editor, data, me
 
 def test_unknown_columns_are_listed_with_the_known_ones(world, editor):
     data = b"Customer_Number, Navn ,email,Telefon\n1001,Fjellvik AS,post@fjellvik.no,22334455\n"
-    body = upload(editor, data).content.decode()
+    body = upload_csv(editor, data).content.decode()
     assert "Unknown columns: “navn”, “telefon”." in body
     assert "Known columns: customer_number, name, organisation_number, email, phone" in body
     assert NOTHING in body
@@ -255,7 +236,7 @@ def test_a_file_over_2_mb_is_refused(world, editor):
     lines = [f"{n};Customer {n};;;;{padding};;;;" for n in range(11000)]
     data = csv_bytes(*lines)
     assert len(data) > 2 * 1024 * 1024
-    page = upload(editor, data)
+    page = upload_csv(editor, data)
     body = page.content.decode()
     assert "the limit is 2 MB" in body
     assert page.context["form"].errors
@@ -265,11 +246,11 @@ def test_a_file_over_2_mb_is_refused(world, editor):
 def test_a_cp1252_file_decodes_and_says_so(world, editor):
     data = csv_bytes("1001;Ålesund Fisk AS;;;;Strandgata 5, 6004 Ålesund;Øystein Æsøy;;;")
     data = data.decode("utf-8").encode("cp1252")
-    page = upload(editor, data)
+    page = upload_csv(editor, data)
     body = page.content.decode()
     assert "Windows-1252 (cp1252)" in body
     assert "Ålesund Fisk AS" in body
-    confirm(editor, page)
+    confirm_import(editor, page)
     customer = customers_of(world.a)["1001"]
     assert customer.address == "Strandgata 5, 6004 Ålesund"
     assert contacts_of(world.a)[0][1] == "Øystein Æsøy"
@@ -277,16 +258,16 @@ def test_a_cp1252_file_decodes_and_says_so(world, editor):
 
 def test_a_comma_file_with_quotes_and_tabs_are_read(world, editor):
     data = b'customer_number,name,address\n1001,"Fjellvik, Transport AS","Storgata 1"\n'
-    confirm(editor, upload(editor, data))
+    confirm_import(editor, upload_csv(editor, data))
     assert customers_of(world.a)["1001"].name == "Fjellvik, Transport AS"
     data = b"customer_number\tname\n1002\tHavbris AS\n"
-    confirm(editor, upload(editor, data))
+    confirm_import(editor, upload_csv(editor, data))
     assert customers_of(world.a)["1002"].name == "Havbris AS"
 
 
 def test_rows_too_large_to_keep_in_the_session_are_refused(world, editor, monkeypatch):
     monkeypatch.setattr(csv_import, "MAX_SESSION_CHARS", 100)
-    page = upload(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;", "1002;Havbris AS;;;;;;;;"))
+    page = upload_csv(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;", "1002;Havbris AS;;;;;;;;"))
     body = page.content.decode()
     assert "The file is too large to keep until you confirm the import." in body
     assert NOTHING in body and page.context["token"] is None
@@ -294,9 +275,9 @@ def test_rows_too_large_to_keep_in_the_session_are_refused(world, editor, monkey
 
 
 def test_a_number_created_between_preview_and_confirm_stops_the_whole_import(world, editor):
-    page = upload(editor, csv_bytes("1001;Fjellvik AS;;;;;Kari;;;", "1002;Havbris AS;;;;;;;;"))
+    page = upload_csv(editor, csv_bytes("1001;Fjellvik AS;;;;;Kari;;;", "1002;Havbris AS;;;;;;;;"))
     make_customer(world.a, "1002", "Someone else's Havbris")  # meanwhile
-    done = confirm(editor, page)
+    done = confirm_import(editor, page)
     body = done.content.decode()
     assert "The customers changed after the preview (customer number 1002" in body
     assert "Nothing was imported" in body
@@ -307,7 +288,7 @@ def test_a_number_created_between_preview_and_confirm_stops_the_whole_import(wor
 
 
 def test_a_failure_on_the_second_row_saves_nothing(world, editor, monkeypatch):
-    page = upload(editor, csv_bytes("1001;Fjellvik AS;;;;;Kari;;;", "1002;Havbris AS;;;;;;;;"))
+    page = upload_csv(editor, csv_bytes("1001;Fjellvik AS;;;;;Kari;;;", "1002;Havbris AS;;;;;;;;"))
     original = Customer.save
     calls = []
 
@@ -318,7 +299,7 @@ def test_a_failure_on_the_second_row_saves_nothing(world, editor, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Customer, "save", failing_save)
-    done = confirm(editor, page)
+    done = confirm_import(editor, page)
     monkeypatch.undo()
     assert calls == ["1001", "1002"]  # the first row was written, then rolled back
     assert "The import failed and nothing was imported." in done.content.decode()
@@ -328,7 +309,7 @@ def test_a_failure_on_the_second_row_saves_nothing(world, editor, monkeypatch):
 
 
 def test_a_database_conflict_at_write_time_saves_nothing(world, editor, monkeypatch):
-    page = upload(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;", "1002;Havbris AS;;;;;;;;"))
+    page = upload_csv(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;", "1002;Havbris AS;;;;;;;;"))
     real_load = csv_import.load_known
 
     def blind_load(entity, numbers, **kwargs):
@@ -338,7 +319,7 @@ def test_a_database_conflict_at_write_time_saves_nothing(world, editor, monkeypa
         return known
 
     monkeypatch.setattr(csv_import, "load_known", blind_load)
-    body = confirm(editor, page).content.decode()
+    body = confirm_import(editor, page).content.decode()
     assert "Someone changed the same customers at the same moment" in body
     assert set(customers_of(world.a)) == set()  # the concurrent customer was in the rollback
 
@@ -346,25 +327,25 @@ def test_a_database_conflict_at_write_time_saves_nothing(world, editor, monkeypa
 def test_a_stale_or_unknown_token_gets_a_clear_message(world, editor):
     stale = "This import preview is no longer available"
     for data in ({}, {"token": "not-a-token"}):
-        response = editor.post(CONFIRM_URL, data, follow=True)
+        response = editor.post(IMPORT_CONFIRM_URL, data, follow=True)
         assert response.status_code == 200 and stale in response.content.decode()
-    page = upload(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;"))
+    page = upload_csv(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;"))
     first_token = page.context["token"]
-    newer = upload(editor, csv_bytes("1002;Havbris AS;;;;;;;;"))  # replaces the first
-    response = editor.post(CONFIRM_URL, {"token": first_token}, follow=True)
+    newer = upload_csv(editor, csv_bytes("1002;Havbris AS;;;;;;;;"))  # replaces the first
+    response = editor.post(IMPORT_CONFIRM_URL, {"token": first_token}, follow=True)
     assert stale in response.content.decode()
-    confirm(editor, newer)
-    again = editor.post(CONFIRM_URL, {"token": newer.context["token"]}, follow=True)
+    confirm_import(editor, newer)
+    again = editor.post(IMPORT_CONFIRM_URL, {"token": newer.context["token"]}, follow=True)
     assert stale in again.content.decode()  # a second click imports nothing twice
     assert set(customers_of(world.a)) == {"1002"}
-    assert editor.get(CONFIRM_URL).status_code == 405
+    assert editor.get(IMPORT_CONFIRM_URL).status_code == 405
 
 
 def test_an_expired_preview_is_refused(world, editor, monkeypatch):
-    page = upload(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;"))
+    page = upload_csv(editor, csv_bytes("1001;Fjellvik AS;;;;;;;;"))
     later = import_views.time.time() + import_views.PENDING_SECONDS + 1
     monkeypatch.setattr(import_views.time, "time", lambda: later)
-    body = confirm(editor, page).content.decode()
+    body = confirm_import(editor, page).content.decode()
     assert "This import preview has expired." in body
     assert customers_of(world.a) == {}
 
@@ -372,10 +353,10 @@ def test_an_expired_preview_is_refused(world, editor, monkeypatch):
 @pytest.mark.parametrize("role", [Role.GUEST, Role.SALES])
 def test_viewers_cannot_import(world, client, role):
     work_in(client, world.users[role], world.a)
-    assert client.get(URL).status_code == 403
+    assert client.get(IMPORT_URL).status_code == 403
     data = csv_bytes("1001;Fjellvik AS;;;;;;;;")
-    assert upload(client, data).status_code == 403
-    assert client.post(CONFIRM_URL, {"token": "x"}).status_code == 403
+    assert upload_csv(client, data).status_code == 403
+    assert client.post(IMPORT_CONFIRM_URL, {"token": "x"}).status_code == 403
     assert "Import CSV" not in client.get("/customers/").content.decode()
     assert customers_of(world.a) == {}
 
@@ -387,24 +368,24 @@ def test_viewers_cannot_import(world, client, role):
 def test_editors_can_import(world, client, role):
     work_in(client, world.users[role], world.a)
     assert "Import CSV" in client.get("/customers/").content.decode()
-    page = client.get(URL)
+    page = client.get(IMPORT_URL)
     assert page.status_code == 200
     assert 'accept=".csv,text/csv"' in page.content.decode()
-    confirm(client, upload(client, csv_bytes("1001;Fjellvik AS;;;;;;;;")))
+    confirm_import(client, upload_csv(client, csv_bytes("1001;Fjellvik AS;;;;;;;;")))
     assert set(customers_of(world.a)) == {"1001"}
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(db, client):
-    assert client.get(URL).status_code == 302
-    assert client.post(CONFIRM_URL, {"token": "x"}).status_code == 302
+    assert client.get(IMPORT_URL).status_code == 302
+    assert client.post(IMPORT_CONFIRM_URL, {"token": "x"}).status_code == 302
 
 
 def test_the_import_lands_in_the_current_entity_only(world, client):
     other = make_customer(world.b, "1001", "Svensk Kund AB", email="info@kund.se")
     work_in(client, world.main_admin, world.a)
-    page = upload(client, csv_bytes("1001;Fjellvik AS;;post@fjellvik.no;;;Kari;;;"))
+    page = upload_csv(client, csv_bytes("1001;Fjellvik AS;;post@fjellvik.no;;;Kari;;;"))
     assert "Create customer" in page.content.decode()  # b's 1001 is not "existing" here
-    confirm(client, page)
+    confirm_import(client, page)
     assert customers_of(world.a)["1001"].name == "Fjellvik AS"
     other.refresh_from_db()
     assert (other.name, other.email) == ("Svensk Kund AB", "info@kund.se")
@@ -415,11 +396,11 @@ def test_a_preview_made_in_one_entity_cannot_be_confirmed_in_another(world, clie
     from accounts.tenancy import SESSION_ENTITY_KEY
 
     work_in(client, world.main_admin, world.a)
-    page = upload(client, csv_bytes("1001;Fjellvik AS;;;;;;;;"))
+    page = upload_csv(client, csv_bytes("1001;Fjellvik AS;;;;;;;;"))
     session = client.session
     session[SESSION_ENTITY_KEY] = world.b.pk
     session.save()
-    body = client.post(CONFIRM_URL, {"token": page.context["token"]}, follow=True)
+    body = client.post(IMPORT_CONFIRM_URL, {"token": page.context["token"]}, follow=True)
     assert "This preview was made in another entity" in body.content.decode()
     assert customers_of(world.a) == {} and customers_of(world.b) == {}
 
@@ -430,7 +411,7 @@ def test_a_restricted_user_cannot_update_a_customer_they_cannot_see(world, clien
     )
     make_customer(world.a, "1001", "Fjellvik AS")  # no collector: hidden from the collector
     work_in(client, world.users[Role.COLLECTOR], world.a)
-    body = upload(client, csv_bytes("1001;Renamed AS;;;;;;;;")).content.decode()
+    body = upload_csv(client, csv_bytes("1001;Renamed AS;;;;;;;;")).content.decode()
     assert "already used by a customer you cannot see" in body
     assert NOTHING in body
     assert customers_of(world.a)["1001"].name == "Fjellvik AS"
@@ -443,7 +424,7 @@ def test_one_audit_event_with_the_counts_only(world, editor):
         "1002;Havbris AS;;;;;Ola Hansen;;;",
         "1002;;;;;;Per Olsen;;;",
     )
-    confirm(editor, upload(editor, data))
+    confirm_import(editor, upload_csv(editor, data))
     event = AuditEvent.objects.get(action="customer.imported")
     assert (event.actor, event.entity) == (world.users[Role.CREDIT_MANAGER], world.a)
     assert event.data == {

@@ -19,7 +19,7 @@ from consent import anonymisation
 from customers.models import Customer, CustomerAssignment, CustomerNameWord
 from security.models import SecurityPolicy
 from tests.conftest import make_user, work_in
-from tests.customers.test_csv_import import confirm, csv_bytes, upload
+from tests.helpers import confirm_import, csv_bytes, upload_csv
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -198,7 +198,7 @@ def test_an_anonymised_customer_is_not_found_by_its_old_name(world, credit):
 
 def test_imported_customers_are_found(world, credit):
     data = csv_bytes("1001;Fjellvik Transport AS;;;;;;;;", "1002;Havbris Fisk AS;;;;;;;;")
-    done = confirm(credit, upload(credit, data))
+    done = confirm_import(credit, upload_csv(credit, data))
     assert done.status_code == 200
     assert found(credit, "fjellvik") == ["Fjellvik Transport AS"]
     assert found(credit, "fisk") == ["Havbris Fisk AS"]

@@ -10,7 +10,6 @@ import socket
 import socketserver
 import threading
 import time
-import zlib
 from datetime import date
 from decimal import Decimal
 from email import policy as email_policy
@@ -26,80 +25,33 @@ from django.test import Client, RequestFactory
 from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
 from config.celery import app
-from consent import services as consent_services
-from consent.models import ConsentSource
 from core import tasks as outbox_tasks
-from customers.models import ContactPerson, Customer, CustomerLink, Invoice
+from customers.models import CustomerLink, Invoice
 from documents import emails, outbox, tasks
 from documents.models import OutgoingEmail
-from security.models import AuditEvent
 from tests.celery_worker import running_worker
 from tests.conftest import work_in
+from tests.helpers import VIEWERS, Book, audit, fresh, pdf_text
 
 ROOT = Path(__file__).resolve().parents[2]
-EDITORS = [Role.MAIN_ADMIN, Role.ADMIN, Role.CREDIT_MANAGER, Role.COLLECTOR, Role.SALES_ADMIN]
-VIEWERS = [Role.SALES, Role.GUEST]
 KARI = "kari@fjellvik.example"
 NOT_SENT = "Not sent: Kari Nordmann has not consented to “Invoices and reminders by email”."
+# The Book as the reminders need it: Ola (no email) on the customer and Per (email) on
+# the other one, no customer of entity c, no consent given yet, F-1001 due 10 May.
+SCENE = {
+    "ola_and_per": True,
+    "stranger": False,
+    "kari_consents": False,
+    "open1_due": date(2026, 5, 10),
+}
 
 
 # --- Helpers and fixtures --------------------------------------------------------------------
 
 
-def make_invoice(customer, number, amount, paid="0", due=date(2026, 5, 15)):
-    with system_code():
-        return Invoice.objects.create(
-            entity=customer.entity,
-            customer=customer,
-            number=number,
-            issued_on=date(2026, 5, 1),
-            due_on=due,
-            amount=Decimal(amount),
-            amount_paid=Decimal(paid),
-        )
-
-
-class Book:
-    """Entity a's customer: Kari (email) and Ola (no email), two open invoices and a
-    paid one; a second customer with its own contact and invoice."""
-
-    def __init__(self, world):
-        self.world = world
-        self.entity = world.a
-        with system_code():
-            self.customer = Customer.objects.create(
-                entity=world.a,
-                number="C-1",
-                name="Fjellvik Transport AS",
-                collector=world.users[Role.COLLECTOR],
-            )
-            self.kari = ContactPerson.objects.create(
-                entity=world.a, customer=self.customer, name="Kari Nordmann", email=KARI
-            )
-            self.ola = ContactPerson.objects.create(
-                entity=world.a, customer=self.customer, name="Ola Hansen"
-            )
-            self.other = Customer.objects.create(entity=world.a, number="C-2", name="Havbris AS")
-            self.per = ContactPerson.objects.create(
-                entity=world.a, customer=self.other, name="Per Olsen", email="per@havbris.example"
-            )
-        self.open1 = make_invoice(self.customer, "F-1001", "1000.00", due=date(2026, 5, 10))
-        self.open2 = make_invoice(self.customer, "F-1002", "480.50", paid="80.50")
-        self.paid = make_invoice(self.customer, "F-1000", "200.00", paid="200.00")
-        self.others_invoice = make_invoice(self.other, "F-2001", "300.00")
-
-    def consent(self, contact, granted=True, code=consent_services.REMINDER_EMAIL):
-        with tenant_scope(self.entity):
-            purpose = {p.code: p for p in consent_services.purposes_for(self.entity)}[code]
-            consent_services.set_consents(contact, {purpose: granted}, source=ConsentSource.STAFF)
-
-    def editor(self, client, role=Role.COLLECTOR):
-        return work_in(client, self.world.users[role], self.entity)
-
-
 @pytest.fixture
 def book(world):
-    return Book(world)
+    return Book(world, **SCENE)
 
 
 def queued_email(book, to=KARI, **fields):
@@ -116,30 +68,9 @@ def queued_email(book, to=KARI, **fields):
         )
 
 
-def fresh(row):
-    with system_code():
-        return type(row).objects.get(pk=row.pk)
-
-
-def audit(action, entity):
-    return list(AuditEvent.objects.filter(action=action, entity=entity).order_by("pk"))
-
-
 def send_reminder(client, customer, contact_pk, capture):
     with capture(execute=True):
         return client.post(f"/customers/{customer.pk}/reminder/", {"contact": contact_pk})
-
-
-def pdf_text(data):
-    """The text drawn by fpdf2's core-font text operators, from every (deflated) stream."""
-    chunks = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            chunks.append(zlib.decompress(stream))
-        except zlib.error:
-            chunks.append(stream)
-    strings = re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", b"\n".join(chunks))
-    return "\n".join(re.sub(rb"\\(.)", rb"\1", s).decode("latin-1") for s in strings)
 
 
 def reminder_links(text):
@@ -685,7 +616,7 @@ def wait_for_status(row, status, seconds=60):
 )
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
 def test_a_real_worker_delivers_a_reminder_once_over_smtp(worker, world, smtp_sink, monkeypatch):
-    book = Book(world)
+    book = Book(world, **SCENE)
     book.consent(book.kari)
     sent_tasks = []
 

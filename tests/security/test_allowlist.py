@@ -14,7 +14,8 @@ from accounts.roles import Role
 from security import sms
 from security.allowlist import normalize_ip, parse_network, passes_all
 from security.models import AllowedNetwork, AuditEvent, IpChallenge, SecurityPolicy
-from tests.conftest import PASSWORD, work_in
+from tests.conftest import work_in
+from tests.helpers import sign_in
 
 OFFICE = "10.0.0.0/8"
 HOME = "203.0.113.5"
@@ -97,12 +98,6 @@ def office_only(world):
     AllowedNetwork.objects.create(policy=policy, network=OFFICE, label="Office")
     User.objects.filter(pk=world.users[Role.GUEST].pk).update(phone="+4791234567")
     return world
-
-
-def sign_in(client, user, ip):
-    return client.post(
-        "/accounts/login/", {"username": user.email, "password": PASSWORD}, REMOTE_ADDR=ip
-    )
 
 
 def last_code():

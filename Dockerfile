@@ -45,4 +45,5 @@ USER app
 RUN DJANGO_ENV=development python manage.py collectstatic --noinput
 
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000"]
+# config/gunicorn.py masks customer-link tokens in gunicorn's logs.
+CMD ["gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application", "--bind", "0.0.0.0:8000"]

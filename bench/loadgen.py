@@ -1,8 +1,8 @@
 """gunicorn servers on 127.0.0.1 and a bounded keep-alive HTTP load generator.
 
 The load generator is threads + http.client (no third-party tools): each thread keeps one
-connection open and sends GET requests back to back until its deadline, so a run is
-bounded by time whatever the server does.
+connection open and sends requests (GET, or a form POST) back to back until its deadline,
+so a run is bounded by time whatever the server does.
 """
 
 import ctypes
@@ -207,8 +207,20 @@ class Browser:
 # --- Load -----------------------------------------------------------------------------------
 
 
-def load(port, paths, *, duration, connections=4, cookies=None, expect=200, min_bytes=0):
-    """GET `paths` (one per connection, cycled) back to back for `duration` seconds.
+def load(
+    port,
+    paths,
+    *,
+    duration,
+    connections=4,
+    cookies=None,
+    expect=200,
+    min_bytes=0,
+    method="GET",
+    body=None,
+):
+    """Request `paths` (one per connection, cycled) back to back for `duration` seconds:
+    GET, or `method` with `body` as a urlencoded form (a button's POST).
 
     Returns requests/s over the window, latency percentiles and error counts."""
     cookies = cookies or [None]
@@ -224,6 +236,8 @@ def load(port, paths, *, duration, connections=4, cookies=None, expect=200, min_
         headers = {"Host": HOST}
         if cookie:
             headers["Cookie"] = cookie
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn = http.client.HTTPConnection(HOST, port, timeout=60)
         started.wait()
         while True:
@@ -231,14 +245,16 @@ def load(port, paths, *, duration, connections=4, cookies=None, expect=200, min_
             if t0 >= stop_at:
                 break
             try:
-                conn.request("GET", path, headers=headers)
+                conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()
-                body = response.read()
-                ok = response.status == expect and len(body) >= min_bytes
+                content = response.read()
+                ok = response.status == expect and len(content) >= min_bytes
                 if not ok:
                     errors[i] += 1
                     if not first_error:
-                        first_error.append(f"{response.status} {len(body)} bytes {body[:200]!r}")
+                        first_error.append(
+                            f"{response.status} {len(content)} bytes {content[:200]!r}"
+                        )
                 else:
                     per_thread[i].append(time.monotonic() - t0)
                 if response.will_close:

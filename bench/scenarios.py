@@ -329,7 +329,6 @@ def cleanup_document(document, link_id=None):
 def setup_web_personas(ctx):
     """The four web personas (restricted collectors of the big tenant) each get a fresh
     confirmed authenticator; returns [(user, raw key)]."""
-    from security.crypto import encrypt
     from security.models import EncryptedTOTPDevice
 
     out = []
@@ -340,7 +339,7 @@ def setup_web_personas(ctx):
         EncryptedTOTPDevice.objects.filter(user=user).delete()
         key = os.urandom(20)
         device = EncryptedTOTPDevice.objects.create(
-            user=user, name="Authenticator app", confirmed=True, encrypted_key=encrypt(key)
+            user=user, name="Authenticator app", confirmed=True, bin_key=key
         )
         out.append((user, key, device))
     return out
@@ -468,25 +467,35 @@ def http_scenarios(ctx):
             raise RuntimeError("the product server is not running")
         stack.start()
         document, token, size = setup_document_link(ctx)
-        p_path, b_path = f"/l/{token}/", "/bench/file/"
+        # What a customer does: the emailed URL opens the link's page (a GET that spends
+        # nothing and exchanges the token for a link-bound session); the page's Download
+        # button posts. The load is that POST, with the session's cookie and form key.
+        p_path, p_send = open_document_link(product.port, f"/l/{token}/")
+        b_path = "/bench/file/"
         c_path = f"/bench/counted-file/{document.bench_counted_link_id}/"
-        for port, path in (
-            (product.port, p_path),
-            (baseline.port, b_path),
-            (stack.port, c_path),
+        for port, path, send in (
+            (product.port, p_path, p_send),
+            (baseline.port, b_path, {}),
+            (stack.port, c_path, {}),
         ):
-            status, headers, body = _raw_get(port, path)
+            status, headers, body = _raw_request(port, path, **send)
             if status != 200 or len(body) != size or not body.startswith(b"%PDF"):
-                raise RuntimeError(f"GET {path} answered {status} with {len(body)} bytes")
+                raise RuntimeError(f"{path} answered {status} with {len(body)} bytes")
+        p_load = {"method": "POST", "body": p_send["body"], "cookies": [p_send["cookie"]]}
         warm = min(1.0, ctx.budget / 4)
-        loadgen.load(product.port, [p_path], duration=warm, connections=connections)
+        loadgen.load(product.port, [p_path], duration=warm, connections=connections, **p_load)
         loadgen.load(baseline.port, [b_path], duration=warm, connections=connections)
         loadgen.load(stack.port, [c_path], duration=warm, connections=connections)
 
-        def run_link(port, path):
+        def run_link(port, path, **send):
             def measure():
                 r = loadgen.load(
-                    port, [path], duration=seconds, connections=connections, min_bytes=size
+                    port,
+                    [path],
+                    duration=seconds,
+                    connections=connections,
+                    min_bytes=size,
+                    **send,
                 )
                 if r["errors"]:
                     raise RuntimeError(f"{r['errors']} failed requests: {r['first_error']}")
@@ -497,7 +506,7 @@ def http_scenarios(ctx):
         # The product in the middle: each round runs it next to both of its baselines.
         b_runs, p_runs, c_runs = alternate(
             run_link(baseline.port, b_path),
-            run_link(product.port, p_path),
+            run_link(product.port, p_path, **p_load),
             run_link(stack.port, c_path),
             rounds=rounds,
         )
@@ -518,7 +527,9 @@ def http_scenarios(ctx):
         link.details = {
             "ratio": "median of the per-round ratios",
             "round_ratios": round_ratios,
-            "per_request": in_process_link_costs(ctx, p_path, b_path, size),
+            "per_request": in_process_link_costs(ctx, f"/l/{token}/", b_path, size),
+            "request": "POST of the document link page's Download button (session cookie "
+            "and form key), after one GET of the emailed URL",
             "file_bytes": size,
             "product_runs": p_runs,
             "baseline_runs": b_runs,
@@ -558,14 +569,35 @@ def http_scenarios(ctx):
     return results
 
 
+def open_document_link(port, path):
+    """A customer opening an emailed document link: the GET of its URL, redirected to the
+    link's page. Returns the page's path and how its Download button posts."""
+    from urllib.parse import urlencode
+
+    browser = loadgen.Browser(port)
+    status, page_path, text = browser.get(path, follow=True)
+    browser.close()
+    key = re.search(r'name="key" value="([0-9a-f]+)"', text)
+    if status != 200 or not page_path.startswith("/l/open/") or key is None:
+        raise RuntimeError(f"GET {path} led to {status} at {page_path}: {text[:300]}")
+    body = urlencode({"key": key.group(1)})
+    return page_path, {"method": "POST", "body": body, "cookie": browser.cookie_header()}
+
+
 def _raw_get(port, path, cookie=None):
+    return _raw_request(port, path, cookie=cookie)
+
+
+def _raw_request(port, path, method="GET", cookie=None, body=None):
     import http.client
 
     conn = http.client.HTTPConnection(loadgen.HOST, port, timeout=60)
     headers = {"Host": loadgen.HOST}
     if cookie:
         headers["Cookie"] = cookie
-    conn.request("GET", path, headers=headers)
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -578,7 +610,8 @@ def _get_with_cookie(port, path, cookie):
 
 
 def in_process_link_costs(ctx, link_path, file_path, size):
-    """Queries and in-process time per download: the link vs the plain FileResponse."""
+    """Queries and in-process time per download: the link (its page opened once, then its
+    Download button's POST, as a customer does) vs the plain FileResponse."""
     from django.test import Client, override_settings
 
     from bench import baseline_settings
@@ -597,13 +630,21 @@ def in_process_link_costs(ctx, link_path, file_path, size):
     ):
         with override_settings(**overrides):
             client = Client(HTTP_HOST="127.0.0.1")
+            send = {}
+            if name == "product":  # the page opened once; each download is its button's POST
+                path = client.get(path)["Location"]
+                page = client.get(path).content.decode()
+                key = re.search(r'name="key" value="([0-9a-f]+)"', page)
+                if key is None:
+                    raise RuntimeError(f"no Download button at {path}: {page[:300]}")
+                send = {"data": {"key": key.group(1)}}
 
-            def fetch(client=client, path=path):
-                response = client.get(path)
+            def fetch(client=client, path=path, send=send):
+                response = client.post(path, **send) if send else client.get(path)
                 body = b"".join(response.streaming_content)
                 response.close()
                 if response.status_code != 200 or len(body) != size:
-                    raise RuntimeError(f"GET {path} answered {response.status_code}")
+                    raise RuntimeError(f"{path} answered {response.status_code}")
 
             for _ in range(3):
                 fetch()

@@ -108,6 +108,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its headers are final: every answer under /l/ and /c/ (customer links) is
+    # no-store, no-referrer and noindex, whichever layer made it.
+    "core.link_privacy.PrivateLinkAnswersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
@@ -307,10 +310,38 @@ STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Customer-link tokens show their first 4 characters only, in every line that reaches a
+    # handler here and, at the source, in Django's request and runserver logs (whatever
+    # handler reads those: core.logging). gunicorn's access log: config/gunicorn.py.
+    "filters": {"mask_link_tokens": {"()": "core.logging.MaskLinkTokens"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["mask_link_tokens"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["mask_link_tokens"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
-    # Twilio's client logs every request line at INFO; its errors still come through.
-    "loggers": {"twilio.http_client": {"level": "WARNING"}},
+    "loggers": {
+        # Twilio's client logs every request line at INFO; its errors still come through.
+        "twilio.http_client": {"level": "WARNING"},
+        "django.request": {"filters": ["mask_link_tokens"]},
+        # runserver's request lines (Django's own setup of this logger, plus the filter).
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["mask_link_tokens"],
+        },
+    },
 }
 
 # --- Production guard ----------------------------------------------------------------

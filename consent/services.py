@@ -18,6 +18,7 @@ from consent.models import (
     PrivacySettings,
 )
 from core import emails
+from core.http import site_url
 from customers.links import consent_page_token as make_link_token
 from documents.models import OutgoingEmail
 from security.audit import record
@@ -247,7 +248,7 @@ def send_consent_link(contact, *, actor, request):
     event, and sent by the worker once they commit."""
     with transaction.atomic():
         token = make_link_token(contact, actor=actor, request=request)
-        url = request.build_absolute_uri(reverse("consent-self-service", args=[token]))
+        url = site_url(reverse("consent-self-service", args=[token]))  # never the Host
         days = policy_for(entity=contact.entity).interactive_link_days
         emails.queue(
             OutgoingEmail,

@@ -36,7 +36,9 @@ urlpatterns = [
     ),
 ]
 
-# The customer's self-service page, first in config.urls with the document links.
+# The customer's self-service page, first in config.urls with the document links: the
+# link's own address (with its token) and the clean one its session moves to.
 link_urlpatterns = [
+    path("c/open/<str:handle>/", views.SelfServiceView.as_view(), name="consent-self-service-open"),
     path("c/<str:token>/", views.SelfServiceView.as_view(), name="consent-self-service"),
 ]

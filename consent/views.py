@@ -21,7 +21,7 @@ from consent.models import ConsentEvent, ConsentSource, DataProcessor, PrivacySe
 from consent.pdf import consent_form_pdf
 from core.http import ask_to_confirm, private
 from core.pdf import pdf_response
-from customers import links
+from customers import link_session, links
 from customers.models import ContactPerson, CustomerLink
 from security.client_ip import client_ip
 
@@ -248,27 +248,47 @@ class ProcessorRemoveView(ScopedObjectMixin, View):
 # --- Self-service (public) -------------------------------------------------------------------
 
 
+SESSION_OVER = "This page has expired."
+FORM_EXPIRED = "This form has expired."
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class SelfServiceView(View):
-    """The contact's own consent page. A GET shows; only the submitted form changes.
+    """The contact's own consent page. Opening it changes nothing; only the submitted form
+    does (and spends a use of the link).
 
-    CSRF-exempt on purpose: the unguessable token in the URL is the credential (no cookie
-    authenticates the visitor), so a forged cross-site form cannot carry it; and these
-    pages send `Referrer-Policy: no-referrer`, which makes browsers post `Origin: null`,
-    which Django's CSRF check would refuse."""
+    Two addresses: the link's own, /c/<token>/, which emails carry, and the clean
+    /c/open/<handle>/. A GET of the former exchanges the token for a short link-bound
+    session and redirects to the latter (customers.link_session), logging the opening as
+    an access that spends no use; HEAD changes nothing at all.
+
+    CSRF-exempt on purpose: these pages send `Referrer-Policy: no-referrer`, which makes
+    browsers post `Origin: null`, which Django's check would refuse. Neither credential can
+    ride a forged cross-site form: a POST to the token's URL needs the unguessable token,
+    and a POST to the clean URL needs the session's cookie (SameSite=Lax, so never sent
+    with a cross-site POST) and the form key only its own page shows."""
 
     template_name = "consent/self_service.html"
 
-    def resolve(self, token):
-        """(link, None) or (None, message): the link must exist, be a consent link, and be
-        usable now (not expired, withdrawn, used up, or of an anonymised customer)."""
-        link = links.find(token)
+    def resolve(self, request):
+        """(link, None) or (None, message): the link named by the token or the session must
+        exist, be a consent link, and be usable now (not expired, withdrawn, used up, or of
+        an anonymised customer)."""
+        link = self.find(request)
         if link is None or link.kind != CustomerLink.Kind.CONSENT or link.contact is None:
-            return None, "This link is not valid."
+            return None, SESSION_OVER if "handle" in self.kwargs else "This link is not valid."
         problem = links.problem_with(link, timezone.now())
         if problem:
             return None, problem
         return link, None
+
+    def find(self, request):
+        if "handle" in self.kwargs:
+            return links.find_by_id(link_session.session_link_id(request, self.kwargs["handle"]))
+        return links.find(self.kwargs["token"])
+
+    def key(self):
+        return link_session.form_key(self.kwargs["handle"]) if "handle" in self.kwargs else ""
 
     def log_use(self, request, link):
         links.use(
@@ -278,8 +298,15 @@ class SelfServiceView(View):
             now=timezone.now(),
         )
 
-    def dead(self, request, message):
-        return private(render(request, "consent/link_dead.html", {"message": message}, status=410))
+    def dead(self, request, message, status=410):
+        advice = None
+        if message in (SESSION_OVER, FORM_EXPIRED):
+            advice = (
+                "Open the link in your email again: each opening works for "
+                f"{link_session.SESSION_SECONDS // 60} minutes, in a browser that accepts cookies."
+            )
+        context = {"message": message, "advice": advice}
+        return private(render(request, "consent/link_dead.html", context, status=status))
 
     def page(self, request, contact, saved=False, notice=None, posted=None, seen=None):
         with tenant_scope(contact.entity):
@@ -288,25 +315,31 @@ class SelfServiceView(View):
                 purposes = [field["purpose"] for field in context["fields"]]
                 current = services.seen_now(contact, purposes)
                 context["fields"] = consent_fields(purposes, current, posted, seen)
-        context.update(saved=saved, notice=notice)
+        context.update(saved=saved, notice=notice, key=self.key())
         return private(render(request, self.template_name, context))
 
-    def head(self, request, token):
-        """A link checker's HEAD: whether the link works, without counting or logging a use."""
-        _, problem = self.resolve(token)
+    def head(self, request, **kwargs):
+        """A link checker's HEAD: whether the link works, without a session, a use or a log."""
+        _, problem = self.resolve(request)
         return self.dead(request, problem) if problem else private(HttpResponse())
 
-    def get(self, request, token):
-        link, problem = self.resolve(token)
+    def get(self, request, **kwargs):
+        if "token" in kwargs:
+            link = links.find(kwargs["token"])
+            if link is None or link.kind != CustomerLink.Kind.CONSENT:
+                return self.dead(request, "This link is not valid.")
+            return link_session.exchange(request, link, now=timezone.now())
+        link, problem = self.resolve(request)
         if problem:
             return self.dead(request, problem)
-        self.log_use(request, link)
         return self.page(request, link.contact)
 
-    def post(self, request, token):
-        link, problem = self.resolve(token)
+    def post(self, request, **kwargs):
+        link, problem = self.resolve(request)
         if problem:
             return self.dead(request, problem)
+        if "handle" in kwargs and not link_session.form_key_ok(request, kwargs["handle"]):
+            return self.dead(request, FORM_EXPIRED, status=403)
         contact = link.contact
         self.log_use(request, link)
         with tenant_scope(contact.entity):

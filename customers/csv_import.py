@@ -27,6 +27,7 @@ from django.core.validators import validate_email
 
 from customers.models import ContactPerson, Customer
 from customers.selectors import customer_scope
+from customers.text import lf
 from security.phones import normalize_phone
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -390,7 +391,7 @@ class Plan:
 def _clean(column, raw):
     """(value to store, problem or None) for one non-empty cell."""
     label = LABELS[column]
-    value = raw
+    value = lf(raw)  # a quoted cell's newlines, stored as LF like every text
     if column == "organisation_number":
         compact = "".join(raw.split())
         if compact.isascii() and compact.isdigit():
@@ -414,6 +415,12 @@ def _clean(column, raw):
     if limit and len(value) > limit:
         return None, f"{label} is too long: {len(value)} characters, at most {limit}."
     return value, None
+
+
+def _differs(stored, value):
+    """Whether a file's (cleaned) `value` changes a `stored` one: not when they differ only
+    in CRLF against LF newlines (the stored text is then kept as it is)."""
+    return lf(stored or "") != value
 
 
 def _fields_list(changes, mapping):
@@ -508,7 +515,7 @@ def plan_import(rows, known):
             first.actions.append((CREATE, "Create customer"))
             plan.customers.append(CustomerOp(number, None, values, values))
             continue
-        changes = {f: v for f, v in values.items() if existing.values.get(f, "") != v}
+        changes = {f: v for f, v in values.items() if _differs(existing.values.get(f), v)}
         if changes:
             label = f"Update customer ({_fields_list(changes, CUSTOMER_COLUMNS)})"
             first.actions.append((UPDATE, label))
@@ -527,7 +534,7 @@ def plan_import(rows, known):
             )
         elif matches:
             current = matches[0]
-            changes = {f: v for f, v in contact.items() if current.get(f, "") != v}
+            changes = {f: v for f, v in contact.items() if _differs(current.get(f), v)}
             if changes:
                 fields = _fields_list(changes, CONTACT_COLUMNS).replace("contact ", "")
                 item.actions.append((UPDATE_CONTACT, f"Update contact {name} ({fields})"))

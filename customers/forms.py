@@ -1,13 +1,16 @@
 from html import escape
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.forms.utils import flatatt
 from django.utils.choices import BaseChoiceIterator
+from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 
 from accounts.models import User
 from core.forms import ModelMultipleChoiceField
 from customers.models import AccessGroup, ContactPerson, Customer
+from customers.text import email_key, lf
 from security.phones import PhoneNumberField
 from security.selectors import users_in_scope
 
@@ -103,7 +106,54 @@ class CustomerSearchForm(forms.Form):
         )
 
 
-class CustomerForm(forms.ModelForm):
+def comparable(field, value):
+    """A text field's value as compared for "changed": cleaned by the field as a submitted
+    value is (stripped; a phone number in E.164), newlines as LF, an email address by
+    `email_key`. The stored value goes through the same steps as the submitted one."""
+    try:
+        text = field.to_python(value)
+    except ValidationError:
+        text = "" if value is None else str(value).strip()
+    text = lf(text or "")
+    return email_key(text) if isinstance(field, forms.EmailField) else text
+
+
+class ChangesOnly:
+    """A ModelForm that changes only what the user changed.
+
+    A text field is changed when its submitted value differs from the stored one after
+    the same normalisation (`comparable`): an address resubmitted with CRLF newlines, an
+    email address whose domain the browser sent as punycode, a phone number stored in
+    another notation are not changes. An unchanged field keeps its stored value byte for
+    byte; a changed text is stored with LF newlines. `changed_data` is what the save
+    service writes (and audits), nothing else."""
+
+    @cached_property
+    def changed_data(self):
+        return [name for name in self.fields if self.field_changed(name)]
+
+    def field_changed(self, name):
+        bound = self[name]
+        field = bound.field
+        if field.disabled:
+            return False
+        if isinstance(field, forms.CharField):
+            return comparable(field, bound.initial) != comparable(field, bound.data)
+        return field.has_changed(bound.initial, bound.data)
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self._meta.fields:
+            if name not in cleaned or not isinstance(self.fields[name], forms.CharField):
+                continue
+            if name in self.changed_data:
+                cleaned[name] = lf(cleaned[name])
+            else:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+class CustomerForm(ChangesOnly, forms.ModelForm):
     phone = PhoneNumberField(required=False, mobile_only=False)
     collector = PersonChoice(
         queryset=User.objects.none(), required=False, empty_label="No collector"
@@ -153,7 +203,7 @@ class CustomerForm(forms.ModelForm):
         return number
 
 
-class ContactForm(forms.ModelForm):
+class ContactForm(ChangesOnly, forms.ModelForm):
     phone = PhoneNumberField(required=False, mobile_only=False)
 
     class Meta:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tenancy import system_code
+from core.http import site_url
 from customers.models import CustomerLink, LinkUse
 from security.audit import record
 from security.models import SecurityPolicy
@@ -125,12 +126,24 @@ def find(token):
     hashed = lookup_hash(token)
     if hashed is None:
         return None
+    return _get(token_hash=hashed)
+
+
+def find_by_id(link_id):
+    """The link a link-bound session names (customers.link_session: its signed cookie is
+    the credential), or None."""
+    if link_id is None:
+        return None
+    return _get(pk=link_id)
+
+
+def _get(**key):
     with system_code():
         try:
             # The contact and the invoice are read when a page needs them.
             return CustomerLink.objects.select_related(
                 "customer", "entity__security_policy", "document"
-            ).get(token_hash=hashed)
+            ).get(**key)
         except CustomerLink.DoesNotExist:
             return None
 
@@ -178,7 +191,7 @@ def use(link, *, ip, user_agent, now):
 
 
 def log_view(link, *, ip, user_agent, now):
-    """Log an access that spends no use (the customer's page opened)."""
+    """Log an access that spends no use: the link opened (customers.link_session.exchange)."""
     with system_code():
         LinkUse.objects.create(
             entity_id=link.entity_id,
@@ -207,5 +220,6 @@ def status_of(link, now):
     return problem_with(link, now) or "Active"
 
 
-def url_for(request, token):
-    return request.build_absolute_uri(reverse("customer-link", args=[token]))
+def url_for(token):
+    """The link's URL for an email: on settings.SITE_URL, never a request's Host header."""
+    return site_url(reverse("customer-link", args=[token]))

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.tenancy import TenantManager, bigint
-from security.crypto import decrypt, encrypt
+from security.crypto import Binding, decrypt, encrypt
 
 # What an anonymised customer's and contact's names read afterwards.
 ANONYM = "Anonym"
@@ -271,12 +271,42 @@ class Secret(models.Model):
     def __str__(self):
         return self.title
 
+    def save(self, *args, **kwargs):
+        """A new secret is inserted and then its body encrypted bound to the new id and
+        written, in one transaction: no row ever holds an unbound body."""
+        if "_pending_body" not in self.__dict__:
+            return super().save(*args, **kwargs)
+        using = kwargs.get("using")
+        with transaction.atomic(using=using):
+            super().save(*args, **kwargs)
+            self.encrypted_body = encrypt(self._pending_body.encode("utf-8"), self.binding())
+            super().save(using=using, update_fields=["encrypted_body"])
+        del self._pending_body
+
+    def binding(self):
+        """Where the body belongs: this row of this entity (security.crypto.Binding)."""
+        return Binding.of(self, "encrypted_body", self.entity_id)
+
     @property
     def body(self):
-        return decrypt(self.encrypted_body).decode("utf-8")
+        """The plain text; security.crypto.DecryptionError if the stored value is not this
+        row's (copied from another row, changed, or under a key no longer configured)."""
+        if "_pending_body" in self.__dict__:
+            return self._pending_body
+        return decrypt(self.encrypted_body, self.binding()).decode("utf-8")
+
+    @body.setter
+    def body(self, text):
+        self.set_body(text)
 
     def set_body(self, text):
-        self.encrypted_body = encrypt(text.encode("utf-8"))
+        # The value is bound to the row id: a new row gets it on save().
+        if self.pk is None:
+            self._pending_body = text
+            self.encrypted_body = ""
+        else:
+            self.__dict__.pop("_pending_body", None)
+            self.encrypted_body = encrypt(text.encode("utf-8"), self.binding())
 
 
 # --- The link grant ---------------------------------------------------------------------

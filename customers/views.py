@@ -41,6 +41,7 @@ from customers.selectors import (
     visible_customers,
     with_balance,
 )
+from security.audit import details_for
 from security.models import AuditEvent
 
 # Search results by name are sorted without regard to case. On PostgreSQL the words table
@@ -198,11 +199,16 @@ class CustomerHistoryView(CustomerMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(self.card_context(self.object))
-        context["events"] = AuditEvent.objects.filter(
+        events = AuditEvent.objects.filter(
             entity=self.request.tenancy.entity,
             target_type="customers.customer",
             target_id=str(self.object.pk),
         )[:200]
+        # A secret's title only for the members of its groups, as on the Secrets tab.
+        mine = set(
+            AccessGroup.objects.filter(members=self.request.user).values_list("pk", flat=True)
+        )
+        context["events"] = [(event, details_for(event, mine)) for event in events]
         return context
 
 
@@ -225,10 +231,20 @@ class SecretRevealView(ScopedObjectMixin, View):
 
     def post(self, request, pk):
         secret = self.get_object()
-        body = services.reveal_secret(secret, actor=request.user, request=request)
-        response = render(request, "customers/secret_reveal.html", {"secret": secret, "body": body})
+        try:
+            body = services.reveal_secret(secret, actor=request.user, request=request)
+            context = {"secret": secret, "body": body}
+        except services.UnreadableSecret as unreadable:
+            context = {"secret": secret, "unreadable": unreadable.message}
+        response = render(request, "customers/secret_reveal.html", context)
         response["Cache-Control"] = "no-store"
         return response
+
+
+def refused(request, refusal, customer_pk):
+    """A write the customer's state refused (anonymised meanwhile): said on its card."""
+    messages.error(request, refusal.message)
+    return redirect("customer-detail", pk=customer_pk)
 
 
 class CustomerEditMixin:
@@ -240,7 +256,10 @@ class CustomerEditMixin:
     def handle(self, form):
         if not form.is_valid():
             return self.page(form, form.instance if form.instance.pk else None)
-        customer = services.save_customer(form, actor=self.request.user, request=self.request)
+        try:
+            customer = services.save_customer(form, actor=self.request.user, request=self.request)
+        except services.AnonymisationRefused as refusal:
+            return refused(self.request, refusal, form.instance.pk)
         if not visible_customers(self.request).filter(pk=customer.pk).exists():
             # E.g. a restricted collector handed the customer to a colleague.
             messages.success(
@@ -289,7 +308,10 @@ class ContactCreateView(RefusedOnceAnonymised, CustomerMixin, View):
         form = ContactForm(request.POST)
         if not form.is_valid():
             return render(request, self.template_name, {"form": form, "customer": customer})
-        services.save_contact(form, customer, actor=request.user, request=request)
+        try:
+            services.save_contact(form, customer, actor=request.user, request=request)
+        except services.AnonymisationRefused as refusal:
+            return refused(request, refusal, customer.pk)
         messages.success(request, "The contact was saved.")
         return redirect("customer-contacts", pk=customer.pk)
 
@@ -315,9 +337,12 @@ class ContactEditView(RefusedOnceAnonymised, ScopedObjectMixin, View):
         form = ContactForm(request.POST, instance=contact)
         if not form.is_valid():
             return render(request, self.template_name, {"form": form, "customer": contact.customer})
-        _, withdrawn = services.save_contact(
-            form, contact.customer, actor=request.user, request=request
-        )
+        try:
+            _, withdrawn = services.save_contact(
+                form, contact.customer, actor=request.user, request=request
+            )
+        except services.AnonymisationRefused as refusal:
+            return refused(request, refusal, contact.customer_id)
         messages.success(
             request,
             "The contact was saved."

@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from core import tasks as outbox_tasks
+from core.http import site_url
 from customers import links
 from customers.links import consent_page_token
 from customers.models import CustomerLink
@@ -25,8 +26,9 @@ def open_invoices(customer):
     return [i for i in customer.invoices.order_by("due_on", "pk") if i.outstanding > 0]
 
 
-def reminder_context(customer, contact, *, absolute, make_links=True, actor=None, request=None):
-    """What the reminder templates show; with `make_links`, real links are created."""
+def reminder_context(customer, contact, *, make_links=True, actor=None, request=None):
+    """What the reminder templates show; with `make_links`, real links are created (on
+    settings.SITE_URL, never the request's Host)."""
     invoices = open_invoices(customer)
     rows = []
     page_url = consent_url = "#"
@@ -38,9 +40,9 @@ def reminder_context(customer, contact, *, absolute, make_links=True, actor=None
             actor=actor,
             request=request,
         )
-        page_url = absolute(reverse("customer-link", args=[token]))
+        page_url = links.url_for(token)
         consent_token = consent_page_token(contact, actor=actor, request=request)
-        consent_url = absolute(reverse("consent-self-service", args=[consent_token]))
+        consent_url = site_url(reverse("consent-self-service", args=[consent_token]))
     for invoice in invoices:
         pdf_url = "#"
         if make_links:
@@ -52,7 +54,7 @@ def reminder_context(customer, contact, *, absolute, make_links=True, actor=None
                 actor=actor,
                 request=request,
             )
-            pdf_url = absolute(reverse("customer-link", args=[token]))
+            pdf_url = links.url_for(token)
         rows.append({"invoice": invoice, "pdf_url": pdf_url})
     return {
         "entity": customer.entity,
@@ -102,9 +104,7 @@ def queue_reminder(customer, contact, *, actor, request):
             data={"email": email.pk, "reason": "no consent"},
         )
         return email
-    context = reminder_context(
-        customer, contact, absolute=request.build_absolute_uri, actor=actor, request=request
-    )
+    context = reminder_context(customer, contact, actor=actor, request=request)
     subject, text, html = render_reminder(context)
     email = OutgoingEmail.objects.create(
         entity=customer.entity,
@@ -145,7 +145,7 @@ def send_fresh_link(link, *, request):
         max_uses=link.max_uses,
         request=request,
     )
-    url = request.build_absolute_uri(reverse("customer-link", args=[token]))
+    url = links.url_for(token)
     text = f"Hello {link.contact.name},\n\nHere is a new link from {link.entity.name}:\n\n{url}\n"
     email = OutgoingEmail.objects.create(
         entity=link.entity,

@@ -29,17 +29,19 @@ class Download:
 
 
 # Hand-written because the ORM cannot express an UPDATE, an INSERT and a SELECT in one
-# statement: one round trip and one commit per download. Its WHERE mirrors problem_with()
-# rule for rule (and counts against max_uses under the row's lock, as COUNT_AND_LOG_USE
-# does); tests/test_documents.py keeps the two in step:
-#   test_the_download_statement_agrees_with_problem_with
+# statement: one round trip and one commit per download. {match} finds the link by its
+# token's hash (a POST to the token's own URL) or by its id (a POST through the link-bound
+# session, customers.link_session). Its WHERE mirrors problem_with() rule for rule (and
+# counts against max_uses under the row's lock, as COUNT_AND_LOG_USE does);
+# tests/documents/test_link_download.py and test_link_landing.py keep the two in step:
+#   test_the_download_statement_agrees_with_problem_with (and ..._session_download_...)
 # Both data-modifying CTEs always run; the final SELECT answers a row only for a use both
 # counted and logged.
 DOCUMENT_DOWNLOAD = """
     WITH counted AS (
         UPDATE {link} AS link SET uses = link.uses + 1
         FROM {customer} AS customer, {document} AS document
-        WHERE link.token_hash = %(token_hash)s
+        WHERE {match}
             AND link.kind = %(kind)s
             AND customer.id = link.customer_id AND customer.anonymised_at IS NULL
             AND link.revoked_at IS NULL
@@ -63,13 +65,17 @@ DOCUMENT_DOWNLOAD = """
 """
 
 
+MATCH = {"token_hash": "link.token_hash = %(key)s", "id": "link.id = %(key)s"}
+
+
 @functools.cache
-def _document_download_sql():
-    """DOCUMENT_DOWNLOAD with the tables' names, and the default days of a document link
-    (built once per process: every download runs it)."""
+def _document_download_sql(by):
+    """DOCUMENT_DOWNLOAD with the tables' names, finding the link `by` token_hash or id, and
+    the default days of a document link (built once per process: every download runs it)."""
     quote = connection.ops.quote_name
     field = SecurityPolicy._meta.get_field(days_setting(Kind.DOCUMENT))
     sql = DOCUMENT_DOWNLOAD.format(
+        match=MATCH[by],
         link=quote(CustomerLink._meta.db_table),
         customer=quote(Customer._meta.db_table),
         document=quote(Document._meta.db_table),
@@ -88,11 +94,25 @@ def take_download(token, *, ip, user_agent, now):
     another kind of link, another database: the caller then takes the full path (find,
     problem_with, use), which gives every other answer."""
     hashed = lookup_hash(token)
-    if hashed is None or connection.vendor != "postgresql":
+    if hashed is None:
         return None
-    sql, default_days = _document_download_sql()
+    return _take("token_hash", hashed, ip=ip, user_agent=user_agent, now=now)
+
+
+def take_session_download(link_id, *, ip, user_agent, now):
+    """The same for the link a link-bound session names (customers.link_session): what the
+    Download button of a document link's page posts."""
+    if link_id is None:
+        return None
+    return _take("id", link_id, ip=ip, user_agent=user_agent, now=now)
+
+
+def _take(by, key, *, ip, user_agent, now):
+    if connection.vendor != "postgresql":
+        return None
+    sql, default_days = _document_download_sql(by)
     params = {
-        "token_hash": hashed,
+        "key": key,
         "kind": Kind.DOCUMENT.value,
         "now": now,
         "default_days": default_days,

@@ -78,7 +78,7 @@ def send_links(customer, data, *, actor, request):
         )
         for target in targets
     ]
-    urls = [links.url_for(request, token) for _, token in made]
+    urls = [links.url_for(token) for _, token in made]  # on SITE_URL, not the Host
     context = {"contact": contact, "entity": customer.entity, "urls": urls}
     text = render_to_string("emails/document_links.txt", context)
     html = render_to_string("emails/document_links.html", context)

@@ -267,9 +267,7 @@ class ReminderPreviewView(MemberRequiredMixin, View):
         if customer is None:
             return render(request, "documents/reminder_preview.html", {"missing": True})
         contact = customer.contacts.first()
-        context = emails.reminder_context(
-            customer, contact, absolute=request.build_absolute_uri, make_links=False
-        )
+        context = emails.reminder_context(customer, contact, make_links=False)
         subject, text, html = emails.render_reminder(context)
         return render(
             request,

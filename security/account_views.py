@@ -16,8 +16,16 @@ from security.audit import record
 from security.client_ip import client_ip
 from security.middleware import NEXT_SESSION_KEY
 from security.models import BackupCodeDevice, CodeRecipient
-from security.phones import PhoneNumberField, mask_phone
-from security.services import set_phone
+from security.phones import PhoneNumberField, check_country, countries_text, mask_phone
+from security.services import (
+    PhoneError,
+    cancel_phone_change,
+    confirm_phone,
+    pending_phone,
+    remove_phone,
+    request_phone_change,
+)
+from security.sms import countries_for
 
 
 class CodeForm(forms.Form):
@@ -31,7 +39,23 @@ class CodeForm(forms.Form):
 
 
 class PhoneForm(forms.Form):
+    """A new mobile number: only of the countries the entity allows codes to."""
+
     phone = PhoneNumberField(label="Mobile phone", required=False)
+
+    def __init__(self, *args, countries, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.countries = countries
+        self.fields["phone"].help_text = (
+            f"A mobile number from {countries_text(countries)}, with the country code if it "
+            "is abroad. A new number is used once you type the code texted to it."
+        )
+
+    def clean_phone(self):
+        phone = self.cleaned_data["phone"]
+        if phone:
+            check_country(phone, self.countries)
+        return phone
 
 
 def continue_url(request):
@@ -48,22 +72,87 @@ class AccountSecurityView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         user = self.request.user
         backup = BackupCodeDevice.objects.filter(user=user).first()
+        pending = pending_phone(user)
+        phone_form = kwargs.pop("phone_form", None) or PhoneForm(
+            initial={"phone": user.phone}, countries=self.countries()
+        )
         return super().get_context_data(
             has_2fa=twofactor.has_second_factor(user),
             backup_left=backup.remaining() if backup else 0,
             requires_2fa=self.request.security_policy.require_2fa.value,
-            phone_form=kwargs.pop("phone_form", None) or PhoneForm(initial={"phone": user.phone}),
+            phone_form=phone_form,
             masked_phone=mask_phone(user.phone) if user.phone else "",
+            pending_phone=mask_phone(pending.phone) if pending else "",
+            phone_code_form=kwargs.pop("phone_code_form", None) or CodeForm(),
             remove_form=CodeForm(),
             **kwargs,
         )
 
+    def countries(self):
+        return countries_for(self.request.tenancy.entity)
+
     def post(self, request, *args, **kwargs):
-        form = PhoneForm(request.POST)
-        if not form.is_valid():
+        """The phone forms: a new number (texted a code), its code, a new code, cancel."""
+        user, now = request.user, timezone.now()
+        action = request.POST.get("action", "phone")
+        if action == "confirm_phone":
+            form = CodeForm(request.POST)
+            if form.is_valid():
+                confirmed, problem = confirm_phone(
+                    user, form.cleaned_data["code"], request=request, now=now
+                )
+                if confirmed:
+                    messages.success(request, "Your mobile phone number was saved.")
+                    return redirect("account-security")
+                if pending_phone(user) is None:  # dropped, or never there: no code form
+                    messages.error(request, problem)
+                    return redirect("account-security")
+                form.add_error("code", problem)
+            return self.render_to_response(self.get_context_data(phone_code_form=form))
+        if action == "cancel_phone":
+            cancel_phone_change(user)
+            messages.info(request, "The new number was not saved.")
+            return redirect("account-security")
+        if action == "resend_phone":
+            pending = pending_phone(user)
+            phone = pending.phone if pending else ""
+            form = PhoneForm(countries=self.countries())
+        else:
+            form = PhoneForm(request.POST, countries=self.countries())
+            if not form.is_valid():
+                return self.render_to_response(self.get_context_data(phone_form=form))
+            phone = form.cleaned_data["phone"] or ""
+            if not phone:
+                if remove_phone(user, entity=request.tenancy.entity, request=request, now=now):
+                    messages.success(request, "Your mobile phone number was removed.")
+                return redirect("account-security")
+            if phone == user.phone:
+                cancel_phone_change(user)
+                messages.info(request, "This number is already on file.")
+                return redirect("account-security")
+        if not phone:
+            messages.error(request, "No new number is waiting for a code. Enter the number first.")
+            return redirect("account-security")
+        try:
+            request_phone_change(
+                user,
+                phone,
+                entity=request.tenancy.entity,
+                ip=client_ip(request),
+                request=request,
+                now=now,
+            )
+        except PhoneError as exc:
+            if action == "resend_phone":
+                messages.error(request, exc.message)
+                return redirect("account-security")
+            form.add_error("phone", exc.message)
             return self.render_to_response(self.get_context_data(phone_form=form))
-        if set_phone(request.user, form.cleaned_data["phone"] or "", request=request):
-            messages.success(request, "Your mobile phone number was saved.")
+        messages.info(
+            request,
+            f"A code was sent to {mask_phone(phone)}. Type it below to start using this "
+            "number; until then codes go to the number on file.",
+        )
         return redirect("account-security")
 
 
@@ -125,7 +214,10 @@ class TwoFactorVerifyView(LoginRequiredMixin, View):
         form = CodeForm(request.POST)
         if form.is_valid():
             wait = twofactor.throttled_for(request.user)
-            device = twofactor.verify_second_factor(request.user, form.cleaned_data["code"])
+            check = twofactor.check_second_factor(
+                request.user, form.cleaned_data["code"], request=request
+            )
+            device = check.device
             if device is not None:
                 django_otp.login(request, device)
                 request.session.cycle_key()
@@ -148,7 +240,9 @@ class TwoFactorVerifyView(LoginRequiredMixin, View):
                     record("auth.2fa.verified", actor=request.user, request=request)
                 return redirect(continue_url(request))
             record("auth.2fa.failed", actor=request.user, request=request)
-            if wait:
+            if check.unreadable:
+                form.add_error("code", twofactor.UNREADABLE_AUTHENTICATOR)
+            elif wait:
                 form.add_error("code", twofactor.too_many_wrong_codes(wait))
             else:
                 form.add_error(

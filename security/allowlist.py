@@ -30,10 +30,8 @@ CODE_VALIDITY = timedelta(minutes=10)
 MAX_FAILURES = 5
 RESEND_AFTER = timedelta(minutes=1)
 MAX_SENDS = 3
-# Caps on SMS sending, shared by every process through the cache.
-USER_SMS_PER_HOUR = 5
-IP_SMS_PER_HOUR = 10
-ENTITY_SMS_PER_DAY = 200
+# The caps on SMS sending (per user, address, entity and number prefix) are
+# security.ratelimit.SMS_CAPS, shared by every process through the cache.
 
 
 # --- Matching (pure) -----------------------------------------------------------------------
@@ -238,22 +236,12 @@ def send_code(*, user, entity, ip, session_key, recipient, request, now):
             f"No mobile phone number is on file for {who}, so no code can be sent. "
             "Ask an administrator of your company to add one."
         )
-    for key, limit, window in (
-        (f"sms:user:{user.pk}", USER_SMS_PER_HOUR, 3600),
-        (f"sms:ip:{address}", IP_SMS_PER_HOUR, 3600),
-        (f"sms:entity:{entity.pk}", ENTITY_SMS_PER_DAY, 86400),
-    ):
-        if not ratelimit.hit(
-            key, limit * len(phones) if key.startswith("sms:entity") else limit, window
-        ):
-            record(
-                "sms.rate_limited",
-                actor=user,
-                entity=entity,
-                request=request,
-                data={"limit": key.split(":")[1], "ip": address},
-            )
-            raise ChallengeError("Too many codes were requested. Try again later.")
+    try:
+        ratelimit.spend_sms(
+            user=user, entity=entity, ip=address, phones=phones, request=request, purpose="ip_code"
+        )
+    except ratelimit.SmsRefused as exc:
+        raise ChallengeError(exc.message) from None
     if challenge is None:
         challenge = IpChallenge.objects.create(
             user=user, entity=entity, ip=address, session_key=session_key, recipient=recipient
@@ -277,7 +265,7 @@ def send_code(*, user, entity, ip, session_key, recipient, request, now):
     problem = None
     for phone in phones:
         try:
-            send_sms(phone, body)
+            send_sms(phone, body, entity=entity)
             delivered += 1
         except SmsError as exc:
             problem = exc

@@ -89,6 +89,32 @@ def readable(value):
     return str(value)
 
 
+# Details only some viewers read. An event may name, under READER_GROUPS, the access groups
+# (ids) whose members may read its restricted details: a secret's title goes no further
+# than the secret does. Everyone else, and everyone for a secret's event recorded without
+# that list (before it existed), reads the stand-in. The log keeps ids, not a verdict, so
+# a change of membership counts at once.
+READER_GROUPS = "access_groups"
+RESTRICTED_DETAILS = {"title": "a secret"}
+
+
+def details_for(event, reader_groups):
+    """`event.data` as a viewer who is a member of the access groups `reader_groups` (ids)
+    may read it, without the READER_GROUPS list: restricted details of an event that
+    names reader groups, or of any secret's event, are replaced unless the viewer is in
+    one of the groups named."""
+    data = dict(event.data or {})
+    readers = data.pop(READER_GROUPS, None)
+    if readers is None and not event.action.startswith("secret."):
+        return data
+    if isinstance(readers, list) and set(readers) & set(reader_groups):
+        return data
+    for key, stand_in in RESTRICTED_DETAILS.items():
+        if key in data:
+            data[key] = stand_in
+    return data
+
+
 def forget_about(target):
     """Erase the personal data the audit log holds about `target` (GDPR erasure): the
     visitors' addresses and the personal fields of events about it. The events stay."""

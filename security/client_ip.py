@@ -1,10 +1,13 @@
-"""The client's IP address: the one resolver used by the audit log (and later lockouts
-and the IP allowlist).
+"""The client's IP address: the one resolver used by the audit log, the lockouts (and
+django-axes, AXES_CLIENT_IP_CALLABLE), the password-reset limits and the IP allowlist.
 
 The address comes from the socket. `X-Forwarded-For` is believed only when the request
 came through TRUSTED_PROXY_COUNT proxies; then the address that the outermost trusted
 proxy saw is taken, counting from the right, so a client cannot forge it by prepending
 entries. A malformed header falls back to the socket address.
+
+Each address has one spelling (`canonical_ip`): a dual-stack socket reports an IPv4
+client as `::ffff:a.b.c.d`, which is read as `a.b.c.d`, so both count on one counter.
 """
 
 import ipaddress
@@ -12,15 +15,20 @@ import ipaddress
 from django.conf import settings
 
 
-def _valid(value):
+def canonical_ip(value):
+    """`value` as one spelling per address (an IPv4-mapped IPv6 address as its IPv4 form,
+    IPv6 compressed), or None when it is not an address."""
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        address = ipaddress.ip_address(str(value).strip())
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def client_ip(request):
-    remote = _valid(request.META.get("REMOTE_ADDR", ""))
+    remote = canonical_ip(request.META.get("REMOTE_ADDR", ""))
     proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
     if not proxies:
         return remote
@@ -30,5 +38,5 @@ def client_ip(request):
         return remote
     # The last `proxies - 1` entries were added by our own inner proxies; the one before
     # them was appended by the outermost trusted proxy: that is the client it saw.
-    candidate = _valid(hops[-proxies])
+    candidate = canonical_ip(hops[-proxies])
     return candidate or remote

@@ -7,7 +7,7 @@ reads go through `AuditEvent.objects.visible_to(tenancy)` instead.
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.roles import Capability
 from core.models import OutboxEmail
-from security.crypto import backup_code_hash, decrypt
+from security.crypto import Binding, backup_code_hash, decrypt, encrypt
 
 
 class AppendOnlyError(Exception):
@@ -124,6 +124,13 @@ class AuditEvent(models.Model):
         return self.target_label or (self.data or {}).get("username", "")
 
 
+def default_sms_countries():
+    """The countries whose mobile numbers may receive codes until an admin says otherwise:
+    the entity's own country. An entity has no country of its own (yet), so it is the
+    region numbers are read in, settings.PHONE_DEFAULT_REGION ("NO" unless set)."""
+    return [settings.PHONE_DEFAULT_REGION.upper()]
+
+
 class CodeRecipient(models.TextChoices):
     ADMINS = "admins", "The administrators"
     USER = "user", "The user concerned"
@@ -201,6 +208,15 @@ class SecurityPolicy(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="How long links to hosted documents (PDF invoices, supporting documents) work.",
     )
+    sms_countries = models.JSONField(
+        "countries whose mobile numbers may receive codes",
+        default=default_sms_countries,
+        blank=True,
+        help_text="Two-letter country codes (ISO 3166), such as NO, SE, DK. Validation codes "
+        "are texted only to mobile numbers of these countries, and a number from elsewhere "
+        "cannot be saved. Empty: the default region of the installation "
+        "(PHONE_DEFAULT_REGION), since an entity has no country of its own.",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
     # Counts changes to this level's allowlist entries (security.receivers). A session
     # remembers the versions under which its address passed and checks again when one
@@ -247,19 +263,28 @@ class PasswordHistory(models.Model):
 
 
 class LoginThrottle(models.Model):
-    """Failed sign-in counter for one account (normalised email) or one IP address.
+    """Failed sign-in counter for one account (normalised email) or one IP address, and
+    the password-reset counters (requests per address typed and per IP address).
 
-    Written only by `security.lockouts` under a row lock, so every web process shares
-    exact counts."""
+    Written only by `security.lockouts` (and `security.password_reset`) under a row lock,
+    so every web process shares exact counts. `failures` counts confirmed failures (for
+    the reset kinds: requests); `in_flight` the sign-in attempts whose password is being
+    checked right now (reserved, not yet known right or wrong), `in_flight_since` when the
+    newest of them began (reservations older than a few seconds are a crashed process's
+    and no longer count)."""
 
     class Kind(models.TextChoices):
         ACCOUNT = "account", "Account"
         IP = "ip", "IP address"
+        RESET = "reset", "Password reset, address typed"
+        RESET_IP = "reset_ip", "Password reset, IP address"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     key = models.CharField(max_length=254)
     failures = models.PositiveIntegerField(default=0)
     last_failure_at = models.DateTimeField(null=True, blank=True)
+    in_flight = models.PositiveIntegerField(default=0)
+    in_flight_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -274,8 +299,10 @@ class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     """An authenticator-app device whose secret is encrypted at rest.
 
     django-otp's TOTPDevice keeps its key in plain text. This model stores the key with
-    security.crypto and borrows TOTPDevice's own methods, so verification, replay
-    protection (`last_t`) and throttling stay django-otp's code."""
+    security.crypto, bound to this row and its user (a key copied from another device
+    does not decrypt), and borrows TOTPDevice's own methods, so verification, replay
+    protection (`last_t`) and throttling stay django-otp's code. A new device is made
+    with `bin_key=` (`EncryptedTOTPDevice.objects.create(user=..., bin_key=raw)`)."""
 
     encrypted_key = models.TextField()
     step = models.PositiveSmallIntegerField(default=30)
@@ -288,9 +315,39 @@ class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     class Meta(Device.Meta):
         verbose_name = "authenticator app"
 
+    def save(self, *args, **kwargs):
+        """A new device is inserted and then its key encrypted bound to the new id and
+        written, in one transaction: no row ever holds an unbound key."""
+        if "_pending_key" not in self.__dict__:
+            return super().save(*args, **kwargs)
+        using = kwargs.get("using")
+        with transaction.atomic(using=using):
+            super().save(*args, **kwargs)
+            self.encrypted_key = encrypt(self._pending_key, self.binding())
+            super().save(using=using, update_fields=["encrypted_key"])
+        del self._pending_key
+
+    def binding(self):
+        """Where the key belongs: this row of this user (security.crypto.Binding)."""
+        return Binding.of(self, "encrypted_key", self.user_id)
+
     @property
     def bin_key(self):
-        return decrypt(self.encrypted_key)
+        """The raw key; security.crypto.DecryptionError if the stored value is not this
+        row's (copied from another device, changed, or under a key no longer configured)."""
+        if "_pending_key" in self.__dict__:
+            return self._pending_key
+        return decrypt(self.encrypted_key, self.binding())
+
+    @bin_key.setter
+    def bin_key(self, raw):
+        # The value is bound to the row id: a new row gets it on save().
+        if self.pk is None:
+            self._pending_key = bytes(raw)
+            self.encrypted_key = ""
+        else:
+            self.__dict__.pop("_pending_key", None)
+            self.encrypted_key = encrypt(bytes(raw), self.binding())
 
     verify_token = TOTPDevice.verify_token
     get_throttle_factor = TOTPDevice.get_throttle_factor
@@ -390,6 +447,30 @@ class IpChallenge(models.Model):
         return f"Address {self.ip} for user {self.user_id}"
 
 
+class PhoneConfirmation(models.Model):
+    """A new mobile number a user typed on their security page, waiting for the code texted
+    to it: only the right code makes it the user's `phone` (security.services). One per
+    user; typing another number replaces it."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    # Where the user worked when they typed it: its countries are checked again on
+    # confirmation, and its SMS cap counts the text.
+    entity = models.ForeignKey(
+        "accounts.Entity", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    phone = models.CharField(max_length=20)  # E.164
+    code_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self):
+        return f"Number waiting for its code, user {self.user_id}"
+
+
 class SecurityNotice(OutboxEmail):
     """An email to a staff user about their account (a lockout, a change of two-factor
     authentication, a password or an account about to expire): security's table of the
@@ -402,6 +483,8 @@ class SecurityNotice(OutboxEmail):
         TWO_FACTOR = "twofactor", "Two-factor authentication changed"
         PASSWORD_EXPIRING = "password_expiring", "Password expires soon"
         INACTIVITY_WARNING = "inactivity_warning", "Account deactivated soon"
+        PASSWORD_RESET = "password_reset", "Password reset link"
+        PHONE_CHANGED = "phone_changed", "Mobile phone number changed"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -12,8 +12,8 @@ combine into the one that applies (`Combine`):
   (and an address must pass every allowlist that is on, see `security.allowlist`);
 - ADMINS_IF_ANY (validation-code recipient): the administrators if any level says so (a
   user cannot approve their own address), else the user;
-- ENTITY_ONLY (role restrictions, validity of links to customers): each entity sets its
-  own; the multi-level has no such setting.
+- ENTITY_ONLY (countries of the numbers that receive codes, role restrictions, validity
+  of links to customers): each entity sets its own; the multi-level has no such setting.
 
 A user reaches a level when they work in an entity (entity-level) or in any entity of a
 multi-entity access (multi-level). Password age, inactivity and 2FA belong to the account
@@ -65,6 +65,8 @@ class PolicyRule:
     counts_while: str | None = None
     # Why an entity may not save a value looser than the multi-level one; "{inherited}"
     # is the multi-level value. None: the entity may, the multi-level value applies anyway.
+    # An entity's empty field (or unticked box) is never looser: it sets nothing of its
+    # own and inherits (`_is_looser`).
     looser_error: str | None = None
     # Belongs to the account: every level the user reaches counts, and the policy
     # explainer of the Users page lists it.
@@ -107,7 +109,9 @@ RULES = (
         label="Two-factor authentication required",
         combine=Combine.ANY_TRUE,
         default=False,
-        looser_error="The multi-level policy requires two-factor authentication.",
+        # Unticked is "not required by this entity": the multi-level requirement, when
+        # on, still applies (an unticked box cannot say "inherit" otherwise).
+        looser_error=None,
         account_wide=True,
     ),
     PolicyRule(
@@ -129,6 +133,13 @@ RULES = (
             "The multi-level allowlist sends validation codes to the administrators; "
             "this entity can only do the same."
         ),
+    ),
+    PolicyRule(
+        # Texts cost money where they arrive (SMS pumping): each entity says where its
+        # users' and administrators' numbers may be (security.sms checks it at sending).
+        "sms_countries",
+        label="Countries whose mobile numbers may receive codes",
+        combine=Combine.ENTITY_ONLY,
     ),
     PolicyRule(
         "restricted_roles",
@@ -194,12 +205,14 @@ def combine(rule, levels):
 
 
 def _is_looser(rule, value, inherited):
-    """Whether an entity's `value` of `rule` is looser than the multi-level `inherited`."""
+    """Whether an entity's `value` of `rule` is looser than the multi-level `inherited`.
+    An empty value (None) sets nothing and inherits: the multi-level value applies, as
+    `combine` says, so it is never looser."""
     match rule.combine:
         case Combine.SHORTEST:
-            return inherited is not None and (value is None or value > inherited)
+            return inherited is not None and value is not None and value > inherited
         case Combine.ANY_TRUE:
-            return bool(inherited) and not value
+            return False  # off sets nothing of its own: the multi-level "on" still applies
         case Combine.ADMINS_IF_ANY:
             return inherited == "admins" and value == "user"
     return False

@@ -6,8 +6,9 @@ from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.models import User, normalize_email_address
+from accounts.models import User
 from security.audit import record
+from security.lockouts import account_key
 from security.models import AllowedNetwork, SecurityPolicy
 
 
@@ -32,8 +33,13 @@ def audit_logout(sender, request, user, **kwargs):
 
 @receiver(user_login_failed, dispatch_uid="audit_login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs):
+    reservation = getattr(request, "lockout_reservation", None)
+    if reservation is not None and reservation.refused:
+        # Refused by the lockout (the admin's login goes through authenticate() to learn
+        # that): security.lockouts records the refusal, the one event of that attempt.
+        return
     # Django has already masked the password in `credentials`; keep only the address.
-    attempted = normalize_email_address(credentials.get("username", ""))[:254]
+    attempted = account_key(credentials.get("username", ""))
     # The attempt is not the account owner's act, so the user is the target, not the actor.
     target = User.objects.filter(email=attempted).first() if attempted else None
     record(

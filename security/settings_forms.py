@@ -2,14 +2,18 @@
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.text import capfirst
 
 from accounts.roles import RESTRICTABLE_ROLES, Role
 from security.allowlist import parse_network
 from security.audit import readable
-from security.models import SecurityPolicy
+from security.models import SecurityPolicy, default_sms_countries
+from security.phones import CountryCodesField, country_name
 from security.policy import (
     ENTITY_LEVEL,
     MULTI_LEVEL,
+    RULES_BY_FIELD,
+    Combine,
     inherited_rule,
     looser_than_inherited,
     rules_at,
@@ -34,10 +38,27 @@ def describe(field, value):
     names): in the save message, and beside a field for the multi-level value."""
     if field == "restricted_roles" and value:
         return ", ".join(str(Role(role).label) for role in value)
+    if field == "sms_countries" and value:
+        return ", ".join(country_name(code) for code in value)
     choices = dict(SecurityPolicy._meta.get_field(field).flatchoices)
     if choices and value:
         return str(choices[value]).lower()
     return readable(value)
+
+
+def inheritance_help(rule, help_text, owner, inherited):
+    """The help text of an entity field the multi-level policy of `owner` also sets: the
+    multi-level value beside it, and what an empty field (or unticked box) means there:
+    it sets nothing of its own, so the multi-level value applies."""
+    shown = describe(rule.field, inherited)
+    said = f"{help_text} Multi-level ({owner}): {shown}."
+    if rule.combine == Combine.SHORTEST and inherited is not None:
+        # The model's "Empty: passwords do not expire." holds only without an inheritance.
+        said = f"{help_text.partition(' Empty:')[0]} Multi-level ({owner}): {shown}."
+        said += f" Empty: inherits it ({shown} applies); a value here can only be stricter."
+    elif rule.combine == Combine.ANY_TRUE and inherited:
+        said += " It applies here whether this box is ticked or not."
+    return said
 
 
 class PolicyFormMixin:
@@ -95,6 +116,12 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
             for role, scope in RESTRICTABLE_ROLES.items()
         ],
     )
+    # A list of codes typed as "NO, SE"; left empty, the default country.
+    sms_countries = CountryCodesField(
+        label=capfirst(SecurityPolicy._meta.get_field("sms_countries").verbose_name),
+        help_text=SecurityPolicy._meta.get_field("sms_countries").help_text,
+        empty_codes=default_sms_countries,
+    )
 
     class Meta:
         model = SecurityPolicy
@@ -107,8 +134,11 @@ class EntityPolicyForm(PolicyFormMixin, forms.ModelForm):
         if inherited is None:
             return
         for name in COMMON_FIELDS:
-            shown = describe(name, getattr(inherited, name))
-            self.fields[name].help_text += f" Multi-level ({inherited.group.name}): {shown}."
+            field = self.fields[name]
+            value = getattr(inherited, name)
+            field.help_text = inheritance_help(
+                RULES_BY_FIELD[name], field.help_text, inherited.group.name, value
+            )
 
     def clean(self):
         cleaned = super().clean()

@@ -18,13 +18,15 @@ from accounts.roles import Capability, Role
 from accounts.tenancy import resolve_tenancy
 from security import allowlist, inactivity, lockouts, twofactor
 from security.client_ip import client_ip
-from security.models import AllowedNetwork, EncryptedTOTPDevice, LoginThrottle
+from security.models import AllowedNetwork, EncryptedTOTPDevice, LoginThrottle, SecurityPolicy
 from security.policy import (
+    ENTITY_LEVEL,
     RULES_BY_FIELD,
     effective_policy,
     label_of,
     level_values,
     password_expires_at,
+    rules_at,
 )
 from security.selectors import (
     people_managed_by,
@@ -136,8 +138,38 @@ class EntitySecuritySettingsView(PolicyFormView):
         return super().get_context_data(
             owner=self.request.tenancy.entity.name,
             can_edit_group=self.request.tenancy.can(Capability.MANAGE_GROUP_SECURITY),
+            applies=what_applies(self.request.tenancy.entity, self.request.security_policies),
             **kwargs,
         )
+
+
+def what_applies(entity, loaded):
+    """[{label, value, set_by}] of every rule of the entity's page: what applies in the
+    entity as saved (its own level and its multi-entity access's combined, as for a
+    user who works only here), and which levels set it. From the policy rows the request
+    loaded (`loaded`: request.security_policies), which hold this entity's and its
+    access's."""
+    policies = [
+        p
+        for p in loaded
+        if p.entity_id == entity.pk or (entity.group_id and p.group_id == entity.group_id)
+    ]
+    levels = [level_values(p) for p in policies]
+    effective = effective_policy(levels)
+    own = next((p for p in policies if p.entity_id == entity.pk), None)
+    own = own or SecurityPolicy(entity=entity)  # its defaults, until first saved
+    rows = []
+    for rule in rules_at(ENTITY_LEVEL):
+        if not rule.combined:
+            shown = describe(rule.field, getattr(own, rule.field))
+            set_by = (level_values(own).label,)
+        elif rule.counts_while and not any(getattr(lv, rule.counts_while) for lv in levels):
+            shown, set_by = f"not in use ({label_of(rule.counts_while)}: off)", ()
+        else:
+            applied = getattr(effective, rule.field)
+            shown, set_by = describe(rule.field, applied.value), applied.set_by
+        rows.append({"label": rule.label, "value": shown, "set_by": set_by})
+    return rows
 
 
 class GroupSecuritySettingsView(PolicyFormView):

@@ -1,6 +1,7 @@
 """The sign-in flow after the password: an address outside the allowlists gets its SMS code
-at once, so the user lands on the code form with the code on its way. Used by the login
-view and by the entity switch (security.signin_views)."""
+at once, so the user lands on the code form with the code on its way; and the session id
+rotates on a change of context. Used by the login view and by the entity switch
+(security.signin_views)."""
 
 from django.contrib import messages
 from django.utils import timezone
@@ -8,7 +9,21 @@ from django.utils import timezone
 from accounts.tenancy import SESSION_ENTITY_KEY, parse_entity_id
 from security import allowlist
 from security.client_ip import client_ip
+from security.models import IpChallenge
 from security.selectors import tenancy_and_policies
+
+
+def rotate_session(request):
+    """Give this session a new id, its data kept, the old id ending at once (Django's
+    cycle_key), as on every change of privilege or context. A code challenge waiting in
+    this session follows it: the code texted before still works, and its tries used stay
+    used (a new id must not mean new tries)."""
+    old_key = request.session.session_key
+    request.session.cycle_key()
+    if old_key:
+        IpChallenge.objects.filter(
+            user=request.user, session_key=old_key, approved_at__isnull=True
+        ).update(session_key=request.session.session_key)
 
 
 def send_code_if_address_not_allowed(request, user, *, unless_one_is_waiting=False):

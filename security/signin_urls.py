@@ -1,7 +1,7 @@
 """Sign-in, sign-out, password change and reset, and the entity switch."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path, reverse_lazy
+from django.urls import path
 
 from security import signin_views as views
 
@@ -13,15 +13,7 @@ urlpatterns = [
         views.PasswordChangeView.as_view(),
         name="password_change",
     ),
-    path(
-        "accounts/password/reset/",
-        auth_views.PasswordResetView.as_view(
-            success_url=reverse_lazy("password_reset_done"),
-            subject_template_name="registration/password_reset_subject.txt",
-            email_template_name="registration/password_reset_email.txt",
-        ),
-        name="password_reset",
-    ),
+    path("accounts/password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "accounts/password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),

@@ -1,8 +1,8 @@
 """Sending text messages: one small interface in front of the SMS provider.
 
-The rest of the project calls `send_sms(to, body)` and handles one exception, `SmsError`;
-it never imports the provider's library (Twilio) and never sees its exceptions. The
-backend is chosen from settings.SMS_BACKEND on every call:
+The rest of the project calls `send_sms(to, body, entity=...)` and handles one exception,
+`SmsError`; it never imports the provider's library (Twilio) and never sees its exceptions.
+The backend is chosen from settings.SMS_BACKEND on every call:
 
 - "console" prints the message and keeps it in `outbox` (development and tests);
 - "twilio" sends it through Twilio's REST API with the official client.
@@ -13,6 +13,12 @@ receive texts, rejected credentials; False for timeouts, connection errors, rate
 provider outages, which are worth retrying) and `user_message`, a sentence written by us
 that is safe to show to a user. Details for operators (status, provider error code) go to
 the "security.sms" log; the auth token never appears in messages or logs.
+
+Whatever the caller checked before, the gateway itself sends only to mobile numbers
+(`security.phones.normalize_phone`) and only to numbers of the countries the entity it
+sends for allows now (`countries_for`; without an entity, the default): a country removed
+from the setting stops texts to numbers saved while it was allowed. Callers count each
+text against the caps first (`security.ratelimit.spend_sms`).
 """
 
 import logging
@@ -25,7 +31,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils import timezone
 
-from security.phones import mask_phone, normalize_phone
+from security.models import SecurityPolicy, default_sms_countries
+from security.phones import check_country, mask_phone, normalize_phone
 
 logger = logging.getLogger("security.sms")
 
@@ -36,6 +43,10 @@ USER_MESSAGE_UNAVAILABLE = (
     "Text messages cannot be sent right now. Try again later or contact your administrator."
 )
 USER_MESSAGE_RETRY = "The text message could not be sent. Try again in a minute."
+USER_MESSAGE_COUNTRY = (
+    "The phone number on file is not from a country whose numbers may receive codes here. "
+    "Ask an administrator to correct it."
+)
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that blame the recipient's
 # number rather than our account or request.
@@ -209,10 +220,22 @@ def get_backend():
         ) from None
 
 
-def send_sms(to: str, body: str) -> str:
+def countries_for(entity):
+    """The ISO codes of the countries whose mobile numbers may receive codes sent for
+    `entity` (its security setting; the default until its policy is first saved)."""
+    if entity is None:
+        return default_sms_countries()
+    codes = (
+        SecurityPolicy.objects.filter(entity=entity).values_list("sms_countries", flat=True).first()
+    )
+    return list(codes) if codes else default_sms_countries()
+
+
+def send_sms(to: str, body: str, *, entity=None) -> str:
     """Send `body` to the phone number `to`; return the provider's message id.
 
-    `to` is normalised to E.164 first; a number that cannot receive texts raises SmsError
+    `to` is normalised to E.164 first; a number that is not a mobile number, or not from
+    a country `entity` allows (without an entity: the default countries), raises SmsError
     (permanent) without contacting the provider. Raises SmsError on any failure.
     """
     if not body:
@@ -221,4 +244,17 @@ def send_sms(to: str, body: str) -> str:
         to = normalize_phone(to)
     except ValidationError as exc:
         raise _recipient_error(f"Not a number that can receive SMS: {exc.messages[0]}") from None
+    try:
+        check_country(to, countries_for(entity))
+    except ValidationError:
+        where = f"entity {entity.pk}" if entity is not None else "the default countries"
+        logger.warning(
+            "SMS to %s not sent: its country is not allowed by %s.", mask_phone(to), where
+        )
+        raise SmsError(
+            f"{mask_phone(to)} is not from a country allowed by {where}.",
+            permanent=True,
+            user_message=USER_MESSAGE_COUNTRY,
+            reason="recipient",
+        ) from None
     return get_backend().send(to, body)

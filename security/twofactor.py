@@ -7,6 +7,7 @@ without one to enrolment when their policy requires 2FA -- whatever the first fa
 """
 
 import base64
+import dataclasses
 import os
 import secrets
 
@@ -19,11 +20,19 @@ from django.utils.safestring import mark_safe
 from accounts.sessions import end_sessions
 from core import emails
 from security.audit import record
-from security.crypto import backup_code_hash, encrypt, normalize_code
+from security.crypto import DecryptionError, backup_code_hash, normalize_code
 from security.models import BackupCode, BackupCodeDevice, EncryptedTOTPDevice, SecurityNotice
+from security.unreadable import report_unreadable
 
 BACKUP_CODE_COUNT = 10
 BACKUP_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i
+# The sign-in step when the authenticator's stored key does not decrypt (copied from
+# another device, changed, or under a key no longer configured): no code can be checked.
+UNREADABLE_AUTHENTICATOR = (
+    "Your authenticator app cannot be checked: its key cannot be read, and the "
+    "administrators have been told. Enter one of your backup codes, or ask an "
+    "administrator to reset two-factor authentication."
+)
 
 
 def confirmed_totp(user):
@@ -37,12 +46,17 @@ def has_second_factor(user):
 def start_enrolment(user):
     """The user's pending (unconfirmed) authenticator, created on first use."""
     device = EncryptedTOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is not None:
+        try:
+            device.bin_key  # noqa: B018 -- the page shows it; it must decrypt
+        except DecryptionError as error:
+            # Nothing relies on an unconfirmed device yet: a new key replaces it.
+            report_unreadable(error, actor=user, target=user)
+            device.delete()
+            device = None
     if device is None:
         device = EncryptedTOTPDevice.objects.create(
-            user=user,
-            name="Authenticator app",
-            confirmed=False,
-            encrypted_key=encrypt(os.urandom(20)),
+            user=user, name="Authenticator app", confirmed=False, bin_key=os.urandom(20)
         )
     return device
 
@@ -80,7 +94,12 @@ def _make_backup_codes(user):
 def confirm_enrolment(device, token, *, request):
     """Activate the device if `token` is right; returns the new backup codes, or None.
     The user's other sessions end: they were signed in without this device."""
-    if not device.verify_token(normalize_code(token)):
+    try:
+        verified = device.verify_token(normalize_code(token))
+    except DecryptionError as error:
+        report_unreadable(error, actor=device.user, target=device.user, request=request)
+        verified = False
+    if not verified:
         record("auth.2fa.enrolment_failed", actor=device.user, request=request)
         return None
     with transaction.atomic():
@@ -106,14 +125,25 @@ def regenerate_backup_codes(user, *, request):
     return codes
 
 
-def verify_second_factor(user, token):
-    """The device that accepts `token` (a 6-digit authenticator code, else a backup code),
-    or None. Each device applies django-otp's throttling and replay protection; the row
-    is locked while checking (as django-otp's `for_verify`), so the same code sent twice
-    at once is accepted once."""
+@dataclasses.dataclass(frozen=True)
+class SecondFactorCheck:
+    """What checking a code found: the device that accepted it (None: refused), and
+    whether the authenticator's key could not be read (the code was never checked)."""
+
+    device: object = None
+    unreadable: bool = False
+
+
+def check_second_factor(user, token, *, request=None):
+    """Check `token` (a 6-digit authenticator code, else a backup code). Each device
+    applies django-otp's throttling and replay protection; the row is locked while
+    checking (as django-otp's `for_verify`), so the same code sent twice at once is
+    accepted once. An authenticator whose key does not decrypt accepts nothing; the
+    failure is reported (security.unreadable) and backup codes still work."""
     code = normalize_code(token)
     if not code:
-        return None
+        return SecondFactorCheck()
+    failure = None
     with transaction.atomic():
         totp = (
             EncryptedTOTPDevice.objects.select_for_update()
@@ -121,13 +151,27 @@ def verify_second_factor(user, token):
             .first()
         )
         if totp is not None and code.isdigit() and len(code) == totp.digits:
-            return totp if totp.verify_token(code) else None
-        backup = (
-            BackupCodeDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
-        )
-        if backup is not None and backup.verify_token(code):
-            return backup
-    return None
+            try:
+                return SecondFactorCheck(totp if totp.verify_token(code) else None)
+            except DecryptionError as error:
+                failure = error
+        else:
+            backup = (
+                BackupCodeDevice.objects.select_for_update()
+                .filter(user=user, confirmed=True)
+                .first()
+            )
+            if backup is not None and backup.verify_token(code):
+                return SecondFactorCheck(backup)
+    if failure is not None:
+        report_unreadable(failure, actor=user, target=user, request=request)
+        return SecondFactorCheck(unreadable=True)
+    return SecondFactorCheck()
+
+
+def verify_second_factor(user, token, *, request=None):
+    """The device that accepts `token`, or None (check_second_factor)."""
+    return check_second_factor(user, token, request=request).device
 
 
 def device_throttled_for(device):

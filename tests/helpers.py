@@ -8,6 +8,7 @@ the CSV import; consents; two-factor authentication; customer visibility."""
 import hashlib
 import os
 import re
+import threading
 import time
 import zlib
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from decimal import Decimal
 from django.core import mail
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 
@@ -26,9 +28,9 @@ from consent.anonymisation import anonymise
 from consent.models import ConsentEvent, ConsentSource, ConsentState, DataProcessor, PrivacySettings
 from customers import csv_import, links
 from customers.models import ContactPerson, Customer, CustomerLink, Invoice, LinkUse
+from customers.services import AnonymisationRefused
 from documents.models import Document
 from security import twofactor
-from security.crypto import encrypt
 from security.models import AuditEvent, EncryptedTOTPDevice, SecurityPolicy
 from tests.conftest import PASSWORD, work_in
 
@@ -424,7 +426,7 @@ def wrong_code(device):
 def give_authenticator(user):
     """An enrolled authenticator and fresh backup codes, as enrolment leaves them."""
     device = EncryptedTOTPDevice.objects.create(
-        user=user, name="Authenticator app", confirmed=True, encrypted_key=encrypt(os.urandom(20))
+        user=user, name="Authenticator app", confirmed=True, bin_key=os.urandom(20)
     )
     codes = twofactor.regenerate_backup_codes(user, request=None)
     mail.outbox.clear()
@@ -498,3 +500,44 @@ def customer_form(customer, **overrides):
     }
     data.update(overrides)
     return data
+
+
+# --- Races on PostgreSQL ---------------------------------------------------------------------
+
+# How long a race test waits for the other session to block on a lock.
+WAIT = 15
+
+
+def blocked_on_a_lock():
+    """Whether another session of this database waits for a lock (polled up to WAIT s)."""
+    deadline = time.monotonic() + WAIT
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
+def in_thread(target, outcomes, name):
+    """Run `target` in a thread with its own connection; its result, its refusal's message
+    (AnonymisationRefused) or any other exception goes into `outcomes[name]` (the test
+    asserts on it)."""
+
+    def run():
+        try:
+            outcomes[name] = target()
+        except AnonymisationRefused as refused:
+            outcomes[name] = refused.message
+        except Exception as error:  # reported by the test's assertions
+            outcomes[name] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread

@@ -12,13 +12,18 @@ from tests.conftest import work_in
 from tests.factories import OBJECT_FACTORIES
 
 SKIPPED_NAMESPACES = {"admin"}  # Django admin: platform operators only, no tenant data.
-# Routes whose parameters are secrets checked by the view itself, not object ids.
+# Routes whose parameters are secrets checked by the view itself, not object ids (the
+# "-open" ones take a link-bound session's handle, checked against its signed cookie).
 TOKEN_ROUTES = {
     "password_reset_confirm",
     "consent-self-service",
+    "consent-self-service-open",
     "customer-link",
     "customer-link-renew",
     "customer-link-invoice-pdf",
+    "customer-link-open",
+    "customer-link-open-renew",
+    "customer-link-open-invoice-pdf",
 }
 
 

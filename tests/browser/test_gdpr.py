@@ -85,7 +85,8 @@ def public_page(chromium_browser, console_errors):
 
 def restore_origin(page, origin):
     """Send the Origin header a same-origin referrer policy would let the browser send
-    (both must work: the page is CSRF-exempt because its URL token is the credential)."""
+    (both must work: the page is CSRF-exempt because its link-bound session, with the
+    page's form key, is the credential)."""
 
     def fix(route):
         request = route.request
@@ -95,7 +96,7 @@ def restore_origin(page, origin):
         else:
             route.continue_()
 
-    page.route(re.compile(r"/c/[^/]+/$"), fix)
+    page.route(re.compile(r"/c/open/[^/]+/$"), fix)
 
 
 @pytest.mark.parametrize(
@@ -106,8 +107,9 @@ def restore_origin(page, origin):
     ],
 )
 def test_a_contact_changes_their_consent_through_the_emailed_link(
-    browser_page, chromium_browser, live_server, world, customers, console_errors, origin
+    browser_page, chromium_browser, live_server, world, customers, console_errors, origin, settings
 ):
+    settings.SITE_URL = live_server.url  # where emailed links point
     staff = browser_page
     editor = world.users[Role.CREDIT_MANAGER]
     log_in(staff, live_server, editor.email)
@@ -137,6 +139,7 @@ def test_a_contact_changes_their_consent_through_the_emailed_link(
     try:
         response = public.goto(links[0])
         assert response.status == 200
+        assert public.url.startswith(f"{live_server.url}/c/open/")  # the token left the URL
         assert response.header_value("cache-control") == "no-store"
         assert response.header_value("referrer-policy") == "no-referrer"
         expect(public.get_by_role("heading", level=1)).to_have_text(

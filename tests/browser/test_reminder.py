@@ -69,8 +69,9 @@ def open_card_tab(page, tab):
 
 
 def test_a_reminder_from_sending_to_promise(
-    browser_page, live_server, world, customer, chromium_browser, console_errors
+    browser_page, live_server, world, customer, chromium_browser, console_errors, settings
 ):
+    settings.SITE_URL = live_server.url  # where emailed links point
     staff = browser_page
     log_in(staff, live_server, world.users[Role.COLLECTOR].email)
     expect_dashboard(staff, live_server, "Acme Norge AS")
@@ -99,6 +100,10 @@ def test_a_reminder_from_sending_to_promise(
         assert response.status == 200
         assert response.header_value("cache-control") == "no-store"
         assert response.header_value("referrer-policy") == "no-referrer"
+        # The token was exchanged for a link-bound session on a clean URL.
+        clean_url = customer_page.url
+        assert clean_url.startswith(f"{live_server.url}/l/open/")
+        assert page_url.split("/")[-2] not in clean_url
         expect(customer_page.get_by_role("heading", level=1)).to_have_text(
             f"Open invoices for {CUSTOMER}"
         )
@@ -106,7 +111,7 @@ def test_a_reminder_from_sending_to_promise(
         expect(customer_page.get_by_test_id("invoice-F-1002")).to_be_visible()
 
         with customer_page.expect_download() as download_info:
-            invoice.get_by_role("link", name="Download PDF").click()
+            invoice.get_by_role("button", name="Download PDF").click()
         download = download_info.value
         assert download.failure() is None
         assert download.suggested_filename == "invoice-F-1001.pdf"
@@ -116,7 +121,7 @@ def test_a_reminder_from_sending_to_promise(
         invoice.get_by_label("I will pay by").fill(promised.isoformat())
         invoice.get_by_role("button", name="Promise to pay").click()
 
-        expect(customer_page).to_have_url(page_url)
+        expect(customer_page).to_have_url(clean_url)
         expect(invoice.get_by_role("status")).to_have_text(
             f"You promised to pay by {promised:%Y-%m-%d}."
         )

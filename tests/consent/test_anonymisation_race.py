@@ -4,7 +4,6 @@ makes the anonymisation refuse, and started together they never leave an anonymi
 customer with a balance."""
 
 import threading
-import time
 from datetime import date
 from decimal import Decimal
 
@@ -13,12 +12,12 @@ from django.db import connection, transaction
 
 from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
-from consent.anonymisation import AnonymisationRefused, anonymise
+from consent.anonymisation import anonymise
 from customers.models import Customer, Invoice
 from customers.selectors import ledger_balance
 from customers.services import create_invoice
 from security.models import AuditEvent
-from tests.helpers import make_invoice
+from tests.helpers import WAIT, blocked_on_a_lock, in_thread, make_invoice
 
 NAME = "Fjellvik Transport AS"
 NUMBER = "C-100"
@@ -31,42 +30,6 @@ postgresql_only = pytest.mark.skipif(
     reason="needs PostgreSQL: row locks (SELECT ... FOR UPDATE) and concurrent "
     "connections; SQLite serialises every writer, so there is no race to test",
 )
-
-WAIT = 15
-
-
-def blocked_on_a_lock():
-    """Whether another session of this database waits for a lock (polled up to WAIT s)."""
-    deadline = time.monotonic() + WAIT
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.02)
-    return False
-
-
-def in_thread(target, outcomes, name):
-    """Run `target` in a thread with its own connection; its result or refusal goes into
-    `outcomes[name]`, any other exception too (the test asserts on it)."""
-
-    def run():
-        try:
-            outcomes[name] = target()
-        except AnonymisationRefused as refused:
-            outcomes[name] = refused.message
-        except Exception as error:  # reported by the test's assertions
-            outcomes[name] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, name=name)
-    thread.start()
-    return thread
 
 
 def new_invoice(customer_pk, entity_pk, number="F-9001", amount="500.00"):

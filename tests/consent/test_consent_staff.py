@@ -354,7 +354,7 @@ def test_sending_a_link_emails_the_contact(world, client, django_capture_on_comm
     assert urls[0].split("/")[-2] not in row.text_body
 
     client.logout()
-    opened = client.get(urls[0].removeprefix("http://testserver"))
+    opened = client.get(urls[0].removeprefix("http://testserver"), follow=True)
     assert opened.status_code == 200
     assert "Hello Kari Nordmann." in opened.content.decode()
 

@@ -1,7 +1,7 @@
 """The customer's interactive page: open invoices shown (a GET only logs the access),
 a promise to pay and a dispute (recorded, audited, shown to staff; only for this
-customer's open invoices), the per-invoice PDF, the invoice PDF link, and the file name
-of the staff invoice copy's PDF."""
+customer's open invoices), the per-invoice PDF (its button posts), the invoice PDF link,
+and the file name of the staff invoice copy's PDF."""
 
 from datetime import date
 
@@ -70,7 +70,7 @@ def test_the_page_shows_open_invoices_and_a_get_only_logs_the_access(client, boo
             OutgoingEmail.objects.count(),
         )
 
-    response = client.get(url(token))
+    response = client.get(url(token), follow=True)
 
     assert response.status_code == 200
     assert_private(response)
@@ -81,7 +81,9 @@ def test_the_page_shows_open_invoices_and_a_get_only_logs_the_access(client, boo
     assert "Outstanding <strong>400.00 NOK</strong>" in html
     for absent in ["F-1000", "F-2001", "F-9001", "Havbris"]:
         assert absent not in html
-    assert f'href="/l/{token}/invoices/{book.open1.pk}/pdf/"' in html
+    [(page_url, _)] = response.redirect_chain  # the clean URL (tests/.../test_link_landing.py)
+    assert f'<form method="post" action="{page_url}invoices/{book.open1.pk}/pdf/">' in html
+    assert token not in html
     with system_code():
         after = (
             InvoiceAction.objects.count(),
@@ -116,7 +118,7 @@ def test_a_promise_to_pay_is_recorded_audited_and_shown_to_staff(client, book, p
     assert event.data == {"invoice": "F-1001", "link": link.pk}
     [use] = uses_of(link)
     assert (use.ip, use.user_agent) == ("198.51.100.4", "Safari/18")
-    shown = client.get(url(token)).content.decode()
+    shown = client.get(url(token), follow=True).content.decode()
     assert "You promised to pay by 2026-06-20." in shown
 
     staff = Client()
@@ -164,8 +166,8 @@ def test_the_page_takes_no_action_on_and_serves_no_pdf_of_a_paid_invoice(client,
     assert promise(client, token, book.paid, date(2099, 1, 1)).status_code == 200
     with system_code():
         assert not InvoiceAction.objects.exists()
-    assert client.get(f"/l/{token}/invoices/{book.paid.pk}/pdf/").status_code == 404
-    assert client.get(f"/l/{token}/invoices/{book.open1.pk}/pdf/").status_code == 200
+    assert client.post(f"/l/{token}/invoices/{book.paid.pk}/pdf/").status_code == 404
+    assert client.post(f"/l/{token}/invoices/{book.open1.pk}/pdf/").status_code == 200
     assert fresh(link).uses == 1  # only the open invoice's PDF spent a use
 
 
@@ -221,17 +223,22 @@ def test_an_action_naming_no_invoice_shows_the_page_again(client, book, page, in
         assert not InvoiceAction.objects.exists()
 
 
-def test_the_per_invoice_pdf_address_takes_no_posts(client, book, page):
-    _, token = page
-    response = client.post(url(token, "invoices", book.open1.pk, "pdf"))
+def test_the_per_invoice_pdf_address_serves_nothing_on_a_get(client, book, page):
+    """Its button posts (the download spends a use); a GET opens the customer's page."""
+    link, token = page
+    response = client.get(url(token, "invoices", book.open1.pk, "pdf"))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/l/open/")
+    assert fresh(link).uses == 0
+    response = client.put(url(token, "invoices", book.open1.pk, "pdf"))
     assert response.status_code == 405
-    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert response["Allow"] == "GET, POST, HEAD, OPTIONS"
 
 
 def test_other_link_kinds_take_no_submissions(client, book):
     _, token = make_link(book.customer, CustomerLink.Kind.INVOICE_PDF, invoice=book.open1)
     assert dispute(client, token, book.open1, "x").status_code == 404
-    assert client.get(url(token, "invoices", book.open1.pk, "pdf")).status_code == 404
+    assert client.post(url(token, "invoices", book.open1.pk, "pdf")).status_code == 404
     with system_code():
         assert not InvoiceAction.objects.exists()
 
@@ -239,7 +246,7 @@ def test_other_link_kinds_take_no_submissions(client, book):
 def test_the_per_invoice_pdf_is_only_for_this_customers_invoices(client, book, page):
     link, token = page
 
-    response = client.get(url(token, "invoices", book.open1.pk, "pdf"))
+    response = client.post(url(token, "invoices", book.open1.pk, "pdf"))
 
     assert response.status_code == 200
     assert_private(response)
@@ -252,17 +259,17 @@ def test_the_per_invoice_pdf_is_only_for_this_customers_invoices(client, book, p
     assert fresh(link).uses == 1
 
     for invoice in [book.others_invoice, book.strangers_invoice]:
-        other = client.get(url(token, "invoices", invoice.pk, "pdf"))
+        other = client.post(url(token, "invoices", invoice.pk, "pdf"))
         assert other.status_code == 404
         assert b"%PDF" not in other.content
-    assert client.get(url(token, "invoices", 999999, "pdf")).status_code == 404
+    assert client.post(url(token, "invoices", 999999, "pdf")).status_code == 404
     assert fresh(link).uses == 1
 
 
 def test_an_invoice_pdf_link_gives_that_invoice(client, book):
     link, token = make_link(book.customer, CustomerLink.Kind.INVOICE_PDF, invoice=book.open2)
 
-    response = client.get(url(token))
+    response = client.post(url(token))
 
     assert response.status_code == 200
     assert_private(response)

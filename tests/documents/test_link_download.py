@@ -1,4 +1,5 @@
-"""What a customer link answers: the document under a safe file name, private headers on
+"""What a customer link answers: the document under a safe file name (downloaded by a POST:
+a GET only opens the link's page, tests/documents/test_link_landing.py), private headers on
 every answer, max uses (also under concurrent requests), a link checker's HEAD request
 spending no use, the one-statement download on PostgreSQL (answering as the full path
 does and agreeing with links.problem_with() on every rule), tampered and hashed tokens,
@@ -50,7 +51,7 @@ def test_a_document_link_downloads_the_file_under_a_safe_name(client, book):
         book.customer, CustomerLink.Kind.DOCUMENT, contact=book.kari, document=document
     )
 
-    response = client.get(url(token))
+    response = client.post(url(token))
 
     assert response.status_code == 200
     assert_private(response)
@@ -72,7 +73,7 @@ def test_filenames_are_cleaned(client, book, original, expected):
     document = add_document(book.customer, name=original)
     _, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
 
-    response = client.get(url(token))
+    response = client.post(url(token))
 
     assert response["Content-Disposition"] == f'attachment; filename="{expected}"'
 
@@ -88,13 +89,13 @@ def test_every_link_answer_is_private(client, book):
     revoke(revoked)
 
     answers = {
-        "file": client.get(url(doc_token)),
-        "invoice pdf": client.get(url(pdf_token)),
-        "page": client.get(url(page_token)),
-        "page pdf": client.get(url(page_token, "invoices", book.open1.pk, "pdf")),
+        "file": client.post(url(doc_token)),
+        "invoice pdf": client.post(url(pdf_token)),
+        "page": client.get(url(page_token), follow=True),
+        "page pdf": client.post(url(page_token, "invoices", book.open1.pk, "pdf")),
         "invalid page": client.get(url("nonsense")),
         "invalid pdf": client.get(url("nonsense", "invoices", book.open1.pk, "pdf")),
-        "withdrawn": client.get(url(revoked_token)),
+        "withdrawn": client.get(url(revoked_token), follow=True),
         "renew refused": client.post(url("nonsense", "renew")),
     }
 
@@ -123,8 +124,8 @@ def test_max_uses_refuses_the_next_use(client, book):
         book.customer, CustomerLink.Kind.DOCUMENT, document=document, max_uses=2
     )
 
-    assert [client.get(url(token)).status_code for _ in range(2)] == [200, 200]
-    third = client.get(url(token))
+    assert [client.post(url(token)).status_code for _ in range(2)] == [200, 200]
+    third = client.post(url(token))
 
     assert third.status_code == 410
     assert_private(third)
@@ -138,12 +139,12 @@ def test_max_uses_counts_page_actions_and_pdfs_not_page_views(client, book):
     link, token = make_link(book.customer, CustomerLink.Kind.INTERACTIVE, max_uses=1)
 
     for _ in range(3):
-        assert client.get(url(token)).status_code == 200
-    assert client.get(url(token, "invoices", book.open1.pk, "pdf")).status_code == 200
+        assert client.get(url(token), follow=True).status_code == 200
+    assert client.post(url(token, "invoices", book.open1.pk, "pdf")).status_code == 200
 
     assert fresh(link).uses == 1
-    assert client.get(url(token)).status_code == 410
-    assert client.get(url(token, "invoices", book.open1.pk, "pdf")).status_code == 410
+    assert client.get(url(token), follow=True).status_code == 410
+    assert client.post(url(token, "invoices", book.open1.pk, "pdf")).status_code == 410
 
 
 @pytest.mark.skipif(
@@ -166,7 +167,7 @@ def test_concurrent_uses_never_exceed_max_uses(transactional_db, world, monkeypa
     def fetch():
         try:
             barrier.wait()
-            response = Client().get(url(token))
+            response = Client().post(url(token))
             body_of(response)
             statuses.append(response.status_code)
         except Exception as exc:  # reported below
@@ -206,15 +207,16 @@ def test_a_link_checkers_head_request_spends_no_use(client, book, kind):
     if kind == CustomerLink.Kind.INTERACTIVE:
         # The page is opened as often as the customer likes: each time logged, never spent.
         for _ in range(2):
-            assert client.get(path).status_code == 200
+            assert client.get(path, follow=True).status_code == 200
         assert fresh(link).uses == 0
         assert [use.counted for use in uses_of(link)] == [False, False]
         pdf = f"/l/{token}/invoices/{book.open1.pk}/pdf/"
         assert client.head(pdf).status_code == 200
-        assert client.get(pdf).status_code == 200  # a download spends the one use
+        assert client.post(pdf).status_code == 200  # a download spends the one use
         assert client.head(pdf).status_code == 410
     else:
-        assert client.get(path).status_code == 200  # the customer's click still works
+        # The customer's click (the download, the saved form) still works
+        assert client.post(path).status_code == 200
         assert client.head(path).status_code == 410  # and afterwards it says it is spent
     assert fresh(link).uses == 1
 
@@ -240,7 +242,7 @@ def test_a_document_download_is_one_statement(client, book, django_assert_num_qu
         time_machine.travel(NOW + timedelta(days=1), tick=False),
         django_assert_num_queries(1),
     ):
-        response = client.get(url(token), REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="x" * 500)
+        response = client.post(url(token), REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="x" * 500)
 
     assert response.status_code == 200
     assert_private(response)
@@ -259,10 +261,10 @@ def test_the_one_statement_download_answers_as_the_full_path_does(client, book, 
     document = add_document(book.customer, name=NASTY_NAME)
     link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
 
-    fast = client.get(url(token))
+    fast = client.post(url(token))
     fast_body = body_of(fast)  # before the next open: the test storage shares one file object
     monkeypatch.setattr(document_links, "take_download", lambda token, **kwargs: None)
-    full = client.get(url(token))
+    full = client.post(url(token))
 
     assert (fast.status_code, dict(fast.headers)) == (full.status_code, dict(full.headers))
     assert fast["Content-Length"] == str(len(PDF))
@@ -281,7 +283,7 @@ def test_a_document_whose_file_is_gone_gets_a_plain_page_and_an_error_log(
         monkeypatch.setattr(document_links, "take_download", lambda token, **kwargs: None)
 
     with caplog.at_level("ERROR", logger="documents.public_views"):
-        response = client.get(url(token))
+        response = client.post(url(token))
 
     assert response.status_code == 410
     assert_private(response)
@@ -351,7 +353,7 @@ def test_a_document_link_that_breaks_a_rule_answers_as_before_and_counts_nothing
     uses_before = fresh(link).uses
 
     with time_machine.travel(NOW + opened_after, tick=False):
-        response = client.get(url(token))
+        response = client.post(url(token))
 
     assert response.status_code == 410
     assert_private(response)
@@ -375,9 +377,9 @@ def test_a_document_link_expires_at_the_exact_instant(client, book, settings_row
     limit = NOW + timedelta(days=days)
 
     with time_machine.travel(limit - timedelta(microseconds=1), tick=False):
-        assert client.get(url(token)).status_code == 200
+        assert client.post(url(token)).status_code == 200
     with time_machine.travel(limit, tick=False):
-        expired = client.get(url(token))
+        expired = client.post(url(token))
 
     assert dead_message(expired) == "This link has expired."
     assert fresh(link).uses == 1
@@ -525,8 +527,8 @@ def test_each_use_is_logged_with_ip_and_user_agent(client, book):
     link, token = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
 
     with time_machine.travel(NOW, tick=False):
-        client.get(url(token), REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="Firefox/140")
-    client.get(url(token), REMOTE_ADDR="2001:db8::1", HTTP_USER_AGENT="x" * 500)
+        client.post(url(token), REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="Firefox/140")
+    client.post(url(token), REMOTE_ADDR="2001:db8::1", HTTP_USER_AGENT="x" * 500)
 
     older, newer = uses_of(link)
     assert (older.ip, older.user_agent, older.used_at) == ("203.0.113.7", "Firefox/140", NOW)

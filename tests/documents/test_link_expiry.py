@@ -48,10 +48,10 @@ def test_a_link_works_until_just_before_its_limit(client, book, kind, setting, d
         _, token = link_of_kind(book, kind)
 
     with time_machine.travel(NOW + timedelta(days=days) - timedelta(seconds=1), tick=False):
-        assert client.get(url(token)).status_code == 200
+        assert client.get(url(token), follow=True).status_code == 200
 
     with time_machine.travel(NOW + timedelta(days=days), tick=False):
-        expired = client.get(url(token))
+        expired = client.get(url(token), follow=True)
     assert expired.status_code == 410
     assert_private(expired)
     assert dead_message(expired) == "This link has expired."
@@ -60,7 +60,7 @@ def test_a_link_works_until_just_before_its_limit(client, book, kind, setting, d
     other = "interactive_link_days" if setting == "document_link_days" else "document_link_days"
     set_days(book.entity, **{other: 365})
     with time_machine.travel(NOW + timedelta(days=days), tick=False):
-        assert client.get(url(token)).status_code == 410
+        assert client.get(url(token), follow=True).status_code == 410
 
 
 def test_defaults_are_90_days_for_documents_and_30_for_the_page(client, book):
@@ -68,12 +68,12 @@ def test_defaults_are_90_days_for_documents_and_30_for_the_page(client, book):
         _, pdf_token = make_link(book.customer, CustomerLink.Kind.INVOICE_PDF, invoice=book.open1)
         _, page_token = make_link(book.customer, CustomerLink.Kind.INTERACTIVE)
     with time_machine.travel(NOW + timedelta(days=30) - timedelta(seconds=1), tick=False):
-        assert client.get(url(page_token)).status_code == 200
+        assert client.get(url(page_token), follow=True).status_code == 200
     with time_machine.travel(NOW + timedelta(days=30), tick=False):
-        assert client.get(url(page_token)).status_code == 410
-        assert client.get(url(pdf_token)).status_code == 200
+        assert client.get(url(page_token), follow=True).status_code == 410
+        assert client.get(url(pdf_token), follow=True).status_code == 200
     with time_machine.travel(NOW + timedelta(days=90), tick=False):
-        assert client.get(url(pdf_token)).status_code == 410
+        assert client.get(url(pdf_token), follow=True).status_code == 410
 
 
 def test_the_setting_in_force_at_use_decides(client, book):
@@ -83,17 +83,17 @@ def test_the_setting_in_force_at_use_decides(client, book):
         _, page_token = link_of_kind(book, CustomerLink.Kind.INTERACTIVE)
 
     with time_machine.travel(NOW + timedelta(days=20), tick=False):
-        assert client.get(url(doc_token)).status_code == 200
-        assert client.get(url(page_token)).status_code == 200
+        assert client.get(url(doc_token), follow=True).status_code == 200
+        assert client.get(url(page_token), follow=True).status_code == 200
 
         set_days(book.entity, document_link_days=14, interactive_link_days=7)
-        assert dead_message(client.get(url(doc_token))) == "This link has expired."
-        assert dead_message(client.get(url(page_token))) == "This link has expired."
+        assert dead_message(client.get(url(doc_token), follow=True)) == "This link has expired."
+        assert dead_message(client.get(url(page_token), follow=True)) == "This link has expired."
 
         # Lengthening again revives them: validity is computed at use, never stored.
         set_days(book.entity, document_link_days=21, interactive_link_days=21)
-        assert client.get(url(doc_token)).status_code == 200
-        assert client.get(url(page_token)).status_code == 200
+        assert client.get(url(doc_token), follow=True).status_code == 200
+        assert client.get(url(page_token), follow=True).status_code == 200
 
 
 def test_one_entitys_setting_does_not_shorten_anothers_links(client, book):
@@ -101,7 +101,7 @@ def test_one_entitys_setting_does_not_shorten_anothers_links(client, book):
         _, token = make_link(book.stranger, CustomerLink.Kind.INTERACTIVE)
     set_days(book.entity, interactive_link_days=1)
     with time_machine.travel(NOW + timedelta(days=10), tick=False):
-        assert client.get(url(token)).status_code == 200
+        assert client.get(url(token), follow=True).status_code == 200
 
 
 # --- Renewal ---------------------------------------------------------------------------------
@@ -123,9 +123,10 @@ def test_email_me_a_new_link_sends_it_to_the_contact_on_file(
     client, book, django_capture_on_commit_callbacks
 ):
     old, token = expired_document_link(book, max_uses=5)
-    dead = client.get(url(token))
+    dead = client.get(url(token), follow=True)
     assert dead.status_code == 410
-    assert f'action="/l/{token}/renew/"' in dead.content.decode()
+    [(page_url, _)] = dead.redirect_chain  # the page's clean URL, without the token
+    assert f'action="{page_url}renew/"' in dead.content.decode()
     assert "Email me a new link" in dead.content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -155,11 +156,11 @@ def test_email_me_a_new_link_sends_it_to_the_contact_on_file(
     )
     assert fresh_link.max_uses == 5
     assert (email.status, email.to, email.kind) == ("sent", "kari@fjellvik.example", "link")
-    download = Client().get(urlsplit(new_url).path)
+    download = Client().post(urlsplit(new_url).path)
     assert download.status_code == 200
     assert body_of(download) == PDF
     # The old link stays dead.
-    assert client.get(url(token)).status_code == 410
+    assert client.get(url(token), follow=True).status_code == 410
 
 
 def test_a_new_link_is_sent_at_most_once_per_10_minutes(
@@ -176,6 +177,7 @@ def test_a_new_link_is_sent_at_most_once_per_10_minutes(
     ):
         again = client.post(url(token, "renew"))
     assert again.status_code == 429
+    assert again["Retry-After"] == "600"  # at most one fresh link every 10 minutes
     assert_private(again)
     assert "A new link was sent a few minutes ago. Check your email." in again.content.decode()
     assert "Email me a new link" not in again.content.decode()
@@ -196,7 +198,7 @@ def test_renewal_of_an_unknown_token_or_a_link_without_contact_sends_nothing(
     document = add_document(book.customer)
     with time_machine.travel(NOW - timedelta(days=100), tick=False):
         _, no_contact = make_link(book.customer, CustomerLink.Kind.DOCUMENT, document=document)
-    assert "Email me a new link" not in client.get(url(no_contact)).content.decode()
+    assert "Email me a new link" not in client.get(url(no_contact), follow=True).content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
         answers = [
@@ -208,7 +210,7 @@ def test_renewal_of_an_unknown_token_or_a_link_without_contact_sends_nothing(
         assert answer.status_code == 410
         assert "No new link can be sent for this one." in answer.content.decode()
     assert mail.outbox == []
-    assert client.get(url("x", "renew")).status_code == 302
+    assert client.get(url("x", "renew")).status_code == 410
 
 
 def withdraw_email_consent(book, link):
@@ -246,7 +248,7 @@ def test_no_new_link_where_staff_would_not_send_one(
     link, token = expired_document_link(book, max_uses=5)
     undo(book, link)
 
-    dead = client.get(url(token))
+    dead = client.get(url(token), follow=True)
     assert dead.status_code == 410
     assert "Email me a new link" not in dead.content.decode()
     with django_capture_on_commit_callbacks(execute=True):

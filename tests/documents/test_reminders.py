@@ -164,16 +164,16 @@ def test_a_reminder_with_consent_is_sent_with_working_links(
 
     customer_client = Client()
     for number, pdf_url in pdfs.items():
-        pdf = customer_client.get(path_of(pdf_url))
+        pdf = customer_client.post(path_of(pdf_url))
         assert pdf.status_code == 200, number
         assert pdf["Content-Type"] == "application/pdf"
         assert pdf["Content-Disposition"] == f'attachment; filename="invoice-{number}.pdf"'
         assert f"Invoice {number} (copy)" in pdf_text(pdf.content)
-    page = customer_client.get(path_of(page_url))
+    page = customer_client.get(path_of(page_url), follow=True)
     assert page.status_code == 200
     assert "Open invoices for Fjellvik Transport AS" in page.content.decode()
     assert 'data-testid="invoice-F-1001"' in page.content.decode()
-    consent_page = customer_client.get(path_of(consent_url))
+    consent_page = customer_client.get(path_of(consent_url), follow=True)
     assert consent_page.status_code == 200
     assert "How may Acme Norge AS contact you?" in consent_page.content.decode()
     assert "Hello Kari Nordmann." in consent_page.content.decode()
@@ -648,8 +648,8 @@ def test_a_real_worker_delivers_a_reminder_once_over_smtp(worker, world, smtp_si
     pdfs, page_url, _ = reminder_links(text)
     assert list(pdfs) == ["F-1001", "F-1002"]
     assert f'href="{page_url}"' in html
-    assert Client().get(path_of(page_url)).status_code == 200
-    assert Client().get(path_of(pdfs["F-1002"])).status_code == 200
+    assert Client().get(path_of(page_url), follow=True).status_code == 200
+    assert Client().post(path_of(pdfs["F-1002"])).status_code == 200
 
     # Send the task twice more, then a sentinel email: the solo worker takes its queue in
     # order, so once the sentinel arrives the duplicates have been handled.

@@ -121,13 +121,13 @@ def test_a_recipient_choice_of_a_level_without_allowlist_does_not_count():
     "field,value,inherited,refused",
     [
         ("password_max_age_days", 60, 30, True),
-        ("password_max_age_days", None, 30, True),
+        ("password_max_age_days", None, 30, False),  # empty inherits the 30
         ("password_max_age_days", 30, 30, False),
         ("password_max_age_days", 10, 30, False),
         ("password_max_age_days", None, None, False),
         ("inactivity_limit_months", 12, 6, True),
         ("inactivity_limit_months", 3, 6, False),
-        ("require_2fa", False, True, True),
+        ("require_2fa", False, True, False),  # unticked: the multi-level requirement applies
         ("require_2fa", True, True, False),
         ("require_2fa", True, False, False),
         ("ip_code_recipient", "user", "admins", True),

@@ -62,6 +62,8 @@ def a_new_value(rule, policy):
         return 7 if getattr(policy, rule.field) != 7 else 8
     if rule.field == "restricted_roles":
         return [Role.SALES.value]
+    if rule.field == "sms_countries":
+        return "NO, SE" if getattr(policy, rule.field) != ["NO", "SE"] else "DK"
     raise AssertionError(f"Give {rule.field} a value to post in this test.")
 
 

@@ -170,7 +170,9 @@ def test_an_entity_cannot_save_looser_than_the_multi_level(world, client):
     page = client.get(ENTITY_URL).content.decode()
     assert "Multi-level (Acme Group): 30." in page
     assert "Multi-level (Acme Group): 6." in page
-    response = client.post(ENTITY_URL, entity_form(password_max_age_days="60"))
+    response = client.post(
+        ENTITY_URL, entity_form(password_max_age_days="60", inactivity_limit_months="12")
+    )
     content = response.content.decode()
     assert response.status_code == 200  # the form again, with its errors
     assert "The multi-level policy sets 30; this entity can only set 30 or less." in content

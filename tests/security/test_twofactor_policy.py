@@ -18,7 +18,7 @@ from security.models import (
     EncryptedTOTPDevice,
     SecurityPolicy,
 )
-from security.selectors import users_in_scope
+from security.selectors import effective_policy_for_user, users_in_scope
 from security.settings_forms import ENTITY_FIELDS
 from tests.conftest import make_user, work_in
 from tests.helpers import (
@@ -307,6 +307,8 @@ def test_an_entity_admin_requires_2fa(world, client):
 
 
 def test_an_entity_cannot_drop_2fa_the_multi_level_policy_requires(world, client):
+    """Unticking the entity's own box means "inherit" (issue 18, item 9): the save goes
+    through, and the multi-level requirement still applies to every user of the entity."""
     SecurityPolicy.objects.create(group=world.group, require_2fa=True)
     policy = SecurityPolicy.objects.create(entity=world.a, require_2fa=True)
     admin = world.users[Role.ADMIN]
@@ -315,7 +317,12 @@ def test_an_entity_cannot_drop_2fa_the_multi_level_policy_requires(world, client
 
     response = client.post("/settings/security/", policy_data(policy, require_2fa=False))
 
-    assert response.status_code == 200
-    assert "The multi-level policy requires two-factor authentication." in text(response)
-    assert SecurityPolicy.objects.get(pk=policy.pk).require_2fa
-    assert not actions("security.settings.changed").exists()
+    assert response.status_code == 302
+    assert not SecurityPolicy.objects.get(pk=policy.pk).require_2fa
+    for user in (admin, world.users[Role.GUEST]):
+        rule = effective_policy_for_user(user).require_2fa
+        assert rule.value is True and rule.set_by == (f"{world.group.name} (multi-level)",)
+    # A user of the entity without an authenticator is still sent to enrolment.
+    guest = Client()
+    work_in(guest, world.users[Role.GUEST], world.a)
+    assert guest.get("/customers/").url.startswith("/account/2fa/setup/")

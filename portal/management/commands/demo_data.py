@@ -170,14 +170,21 @@ def build(password):
         defaults={"password_max_age_days": 30, "inactivity_limit_months": 6},
     )
     # Nordlys Inkasso AB only allows its office network, which excludes 127.0.0.1: signing
-    # in there locally asks for an SMS code, printed by the console SMS backend.
+    # in there locally asks for an SMS code, printed by the console SMS backend. Being a
+    # Swedish company with Norwegian staff, it texts codes to mobiles of both countries.
     inkasso_policy, _ = SecurityPolicy.objects.update_or_create(
         entity=entities["nordlys-inkasso"],
-        defaults={"ip_allowlist_enabled": True, "ip_code_recipient": "user"},
+        defaults={
+            "ip_allowlist_enabled": True,
+            "ip_code_recipient": "user",
+            "sms_countries": ["NO", "SE"],
+        },
     )
     AllowedNetwork.objects.get_or_create(
         policy=inkasso_policy, network="10.0.0.0/8", for_user=None, defaults={"label": "Office"}
     )
+    # Set as confirmed numbers: a number typed on the account page is used only after the
+    # code texted to it; the demo's are ready to receive codes.
     for email, phone in DEMO_PHONES.items():
         User.objects.filter(email=email).update(phone=phone)
     now = timezone.now()

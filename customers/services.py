@@ -112,7 +112,10 @@ def save_contact(form, customer, *, actor, request):
 
 
 def create_secret(customer, *, title, body, groups, actor, request):
+    """Add a secret to `customer` (locked and re-checked: an anonymised customer gets no
+    secret, even one begun on a page opened before the anonymisation)."""
     with transaction.atomic():
+        customer = locked_customer(customer.pk)
         secret = Secret(customer=customer, entity=customer.entity, title=title, created_by=actor)
         # Inserted first, then the body encrypted bound to the new row's id (Secret.save).
         secret.set_body(body)

@@ -180,14 +180,17 @@ class CustomerSecretsView(RefusedOnceAnonymised, CustomerMixin, DetailView):
         form = SecretForm(request.POST, groups=self.my_groups())
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(form=form))
-        services.create_secret(
-            self.object,
-            title=form.cleaned_data["title"],
-            body=form.cleaned_data["body"],
-            groups=list(form.cleaned_data["groups"]),
-            actor=request.user,
-            request=request,
-        )
+        try:
+            services.create_secret(
+                self.object,
+                title=form.cleaned_data["title"],
+                body=form.cleaned_data["body"],
+                groups=list(form.cleaned_data["groups"]),
+                actor=request.user,
+                request=request,
+            )
+        except services.AnonymisationRefused as refusal:
+            return refused(request, refusal, self.object.pk)
         messages.success(request, "The secret was saved.")
         return redirect("customer-secrets", pk=self.object.pk)
 

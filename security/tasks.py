@@ -5,7 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from security import inactivity, rotation
-from security.lockouts import LIMITS
+from security.lockouts import IN_FLIGHT_EXPIRY, LIMITS
 from security.models import LoginThrottle
 
 
@@ -30,7 +30,9 @@ def purge_login_throttles(now=None):
     stale = Q(last_failure_at__isnull=True)
     for kind, limit in LIMITS.items():
         stale |= Q(kind=kind, last_failure_at__lte=now - limit.duration)
-    deleted, _ = LoginThrottle.objects.filter(stale).delete()
+    # A counter with attempts in flight (passwords being checked now) is still in use.
+    in_use = Q(in_flight__gt=0, in_flight_since__gt=now - IN_FLIGHT_EXPIRY)
+    deleted, _ = LoginThrottle.objects.filter(stale).exclude(in_use).delete()
     return deleted
 
 

@@ -20,9 +20,9 @@ from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
 from consent.anonymisation import AnonymisationRefused, anonymise
 from customers import csv_import, services
-from customers.forms import ContactForm, CustomerForm
+from customers.forms import ContactForm, CustomerForm, SecretForm
 from customers.links import create_link
-from customers.models import ANONYM, ContactPerson, Customer, CustomerLink
+from customers.models import ANONYM, AccessGroup, ContactPerson, Customer, CustomerLink, Secret
 from security.models import AuditEvent
 from tests.conftest import work_in
 from tests.helpers import WAIT, blocked_on_a_lock, in_thread
@@ -445,3 +445,31 @@ def test_a_csv_import_stores_lf_newlines_and_sees_no_change_in_them(world, bodo)
             [csv_import.UNCHANGED],
             [csv_import.UNCHANGED],
         ]
+
+
+@postgresql_only
+def test_a_new_secret_begun_before_an_anonymisation_is_refused(world, racing, client, monkeypatch):
+    customer, _ = racing
+    admin, editor = world.users[Role.ADMIN], world.users[Role.CREDIT_MANAGER]
+    with system_code():
+        legal = AccessGroup.objects.create(entity=world.a, name="Legal")
+        legal.members.add(editor)
+    built = SecretForm.clean
+
+    def clean_then_anonymise(form):
+        cleaned = built(form)
+        anonymise_in_another_session(customer.pk, world.a.pk, admin)
+        return cleaned
+
+    monkeypatch.setattr(SecretForm, "clean", clean_then_anonymise)
+    work_in(client, editor, world.a)
+    response = client.post(
+        f"/customers/{customer.pk}/secrets/",
+        {"title": "Bank details", "body": "IBAN NO93 8601 1117 947", "groups": [legal.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert MEANWHILE in page_text(response)
+    with system_code():
+        assert not Secret.objects.filter(customer=customer).exists()

@@ -29,6 +29,7 @@ from security.models import (
     SecurityNotice,
     SecurityPolicy,
 )
+from security.tasks import purge_login_throttles
 from tests.conftest import PASSWORD, make_user, work_in
 from tests.hashers import CountingMD5PasswordHasher
 from tests.helpers import SETUP, VERIFY, code_at, pending_device, sign_in, signed_out, text
@@ -625,3 +626,26 @@ def test_a_reset_takes_the_same_time_for_known_and_unknown_addresses(
     for callback in callbacks:
         callback()
     assert sorted(m.to[0] for m in SlowSMTPBackend.sent) == sorted(known)
+
+
+def test_the_nightly_purge_keeps_a_counter_whose_password_check_is_in_flight(db):
+    """The purge forgets counters with no failure left, but not one whose attempt is being
+    checked right now: its failure would otherwise land on a fresh row and the attempts in
+    flight would no longer count."""
+    now = timezone.now()
+    checking = LoginThrottle.objects.create(
+        kind=Kind.ACCOUNT, key="checking@acme.example", in_flight=1, in_flight_since=now
+    )
+    forgotten = LoginThrottle.objects.create(kind=Kind.ACCOUNT, key="quiet@acme.example")
+    dead = LoginThrottle.objects.create(
+        kind=Kind.IP,
+        key="203.0.113.5",
+        in_flight=1,
+        in_flight_since=now - IN_FLIGHT_EXPIRY - timedelta(seconds=1),
+    )
+
+    purge_login_throttles(now=now)
+
+    left = set(LoginThrottle.objects.values_list("pk", flat=True))
+    assert checking.pk in left
+    assert forgotten.pk not in left and dead.pk not in left

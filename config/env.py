@@ -5,6 +5,7 @@ Every value the product reads from its environment goes through these helpers so
 the variable, instead of silently falling back to a default.
 """
 
+import ipaddress
 import os
 from urllib.parse import urlsplit
 
@@ -43,6 +44,19 @@ def env_file_or_str(name, default=None, environ=os.environ):
     return env_str(name, default, environ)
 
 
+def env_file_or_list(name, environ=os.environ):
+    """Read NAME as a comma-separated list, or the file named by NAME_FILE: one item a line
+    (blank lines ignored), for values that may contain commas."""
+    path = _raw(f"{name}_FILE", environ)
+    if path is None:
+        return env_list(name, environ=environ)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except OSError as exc:
+        raise EnvError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}.") from None
+
+
 def env_bool(name, default, environ=os.environ):
     value = _raw(name, environ)
     if value is None:
@@ -78,6 +92,20 @@ def env_list(name, default=(), environ=os.environ):
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name, default=(), environ=os.environ):
+    """Comma-separated IP networks or addresses (CIDR), as canonical network strings."""
+    networks = []
+    for item in env_list(name, default, environ):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise EnvError(
+                f"{name} has {item!r}, which is not an IP address or network; "
+                "use e.g. 10.0.0.0/8,127.0.0.1."
+            ) from None
+    return networks
 
 
 def env_choice(name, choices, default, environ=os.environ):

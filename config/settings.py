@@ -16,9 +16,11 @@ from config.env import (
     database_from_url,
     env_bool,
     env_choice,
+    env_file_or_list,
     env_file_or_str,
     env_int,
     env_list,
+    env_networks,
     env_str,
     redis_url,
     site_url,
@@ -31,6 +33,9 @@ PRODUCTION = DJANGO_ENV == "production"
 
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
 SECRET_KEY = env_file_or_str("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+# Old keys during a rotation (README "Rotating the secret key"): what they signed still
+# verifies; everything new is signed with SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_file_or_list("DJANGO_SECRET_KEY_FALLBACKS")
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", () if PRODUCTION else ("127.0.0.1", "localhost", "[::1]")
@@ -39,6 +44,11 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 # How many reverse proxies in front of the web process append to X-Forwarded-For.
 # 0 (the default) trusts no header: the client address is the socket's.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# X-Forwarded-For is believed only from these socket peers (the proxies' addresses): a
+# request that reaches the web process directly cannot name its own address.
+TRUSTED_PROXY_NETWORKS = env_networks(
+    "TRUSTED_PROXY_NETWORKS", () if PRODUCTION else ("127.0.0.0/8", "::1/128")
+)
 
 # --- Database ------------------------------------------------------------------------
 # Persistent connections: opening a PostgreSQL connection costs more CPU than rendering
@@ -60,12 +70,23 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and the shared cache ----------------------------------------
+# The broker and the cache live in separate Redis databases (REDIS_CACHE_URL), so
+# clearing or evicting the cache never drops queued tasks. A dead Redis costs a request
+# at most REDIS_TIMEOUT_SECONDS per attempt: cached pages fall back to the database
+# (core.cache), queued emails wait in the outbox for `requeue-stale-emails`, the SMS caps
+# refuse to send (security.ratelimit).
 REDIS_URL = redis_url("REDIS_URL")
-if REDIS_URL:
+REDIS_CACHE_URL = redis_url("REDIS_CACHE_URL") or REDIS_URL
+REDIS_TIMEOUT_SECONDS = 0.5
+if REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": REDIS_CACHE_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -79,6 +100,16 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Queuing a task while the broker is down fails at once (the email stays queued in the
+# outbox) instead of retrying inside the request; the worker still waits for the broker
+# at start.
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+    "max_retries": 0,  # publishing: one attempt to connect, then fail
+}
+CELERY_TASK_PUBLISH_RETRY = False
 
 # Documents asks consent (the layer above it) whether a contact may be emailed through
 # this function (documents/consent_check.py).
@@ -112,6 +143,9 @@ MIDDLEWARE = [
     # no-store, no-referrer and noindex, whichever layer made it.
     "core.link_privacy.PrivateLinkAnswersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from the web process (no proxy ships): hashed names, gzip/brotli
+    # variants, long caching of hashed names. After SecurityMiddleware (its headers).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "core.middleware.CrossOriginResourcePolicyMiddleware",
@@ -306,6 +340,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# With DEBUG off, pages reference content-hashed names (collectstatic writes them, with
+# .gz and .br variants) that WhiteNoise serves with a ten-year immutable cache header.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "config.staticfiles.StaticFilesStorage"  # WhiteNoise's, hashed and compressed
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -352,6 +396,12 @@ if PRODUCTION:
             "Set DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) to a random value of at "
             "least 50 characters."
         )
+    for number, fallback in enumerate(SECRET_KEY_FALLBACKS, start=1):
+        if fallback == DEVELOPMENT_SECRET_KEY or len(fallback) < 50:
+            problems.append(
+                f"DJANGO_SECRET_KEY_FALLBACKS entry {number} is not a secret key of at least "
+                "50 characters (old keys only, one per entry)."
+            )
     if DEBUG:
         problems.append("Set DJANGO_DEBUG=false: debug pages leak data in production.")
     if not ALLOWED_HOSTS:
@@ -368,6 +418,11 @@ if PRODUCTION:
         problems.append(
             "Set SITE_URL to the https:// address customers and staff reach the product at "
             "(links in emails use it)."
+        )
+    if TRUSTED_PROXY_COUNT and not TRUSTED_PROXY_NETWORKS:
+        problems.append(
+            "Set TRUSTED_PROXY_NETWORKS to the address or network of the proxy in front "
+            "(TRUSTED_PROXY_COUNT is set): forwarded addresses are believed only from it."
         )
     if not REDIS_URL:
         problems.append(

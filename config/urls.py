@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("consent.urls")),
     path("", include("documents.urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     # Browsers ask for /favicon.ico on pages without an icon link (public link pages).
     path(
         "favicon.ico", RedirectView.as_view(url=settings.STATIC_URL + "favicon.svg", permanent=True)

@@ -14,9 +14,11 @@ from django.utils import timezone
 class OutboxEmail(models.Model):
     """An email queued for the Celery worker.
 
-    Sent at most once: the worker claims the row (queued -> sending) before talking to
-    SMTP and marks it sent after; a retry after a transient SMTP error puts it back to
-    queued; a row left in `sending` by a dead worker is never resent automatically."""
+    Sent once: the worker claims the row (queued -> sending) before talking to SMTP and
+    marks it sent after (a worker killed between the two can cause one duplicate, with the
+    same Message-ID); a retry after a transient SMTP error puts it back to
+    queued; a row left in `sending` by a worker that died mid-email is claimed again once
+    its lease (core.outbox.LEASE) runs out, by the task or the requeue job."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

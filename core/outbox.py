@@ -7,16 +7,21 @@ The worker delivers by id, whatever the tenant of the row: rows are read through
 model's base manager, which no tenant scope filters."""
 
 import smtplib
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.models import OutboxEmail
 
 Status = OutboxEmail.Status
+# A worker that claimed a row and has not settled it this long after died mid-email (an
+# SMTP call times out after EMAIL_TIMEOUT_SECONDS, 10 s by default): the row is claimed
+# again. The stable Message-ID makes the rare duplicate recognisable.
+LEASE = timedelta(minutes=5)
 # Network trouble of any kind (timeouts, refused connections, DNS, TLS) is temporary.
 TRANSIENT_SMTP = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)
 
@@ -61,16 +66,23 @@ def message_for(email):
     return message
 
 
+def claimable(now):
+    """The rows a worker may claim: queued, or left `sending` past their lease by a worker
+    that died mid-email."""
+    return Q(status=Status.QUEUED) | Q(status=Status.SENDING, claimed_at__lt=now - LEASE)
+
+
 def deliver(model, email_id, now=None):
     """Send one queued email of `model`. Returns "sent", "retry", "failed" or "skipped"
     (nothing to do: already sent, being sent by another worker, or not queued)."""
+    now = now or timezone.now()
     with transaction.atomic():
         claimed = (
             rows(model)
-            .filter(pk=email_id, status=Status.QUEUED)
+            .filter(claimable(now), pk=email_id)
             .update(
                 status=Status.SENDING,
-                claimed_at=now or timezone.now(),
+                claimed_at=now,
                 attempts=F("attempts") + 1,
             )
         )

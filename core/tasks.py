@@ -2,6 +2,7 @@
 and id, retrying temporary SMTP failures with back-off; and the job that hands emails
 whose task was lost to the worker again."""
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -9,6 +10,8 @@ from celery.exceptions import Retry
 from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from core import outbox
 from core.models import OutboxEmail
@@ -17,6 +20,10 @@ MAX_RETRIES = 5
 # Emails still queued this long after they were queued have lost their task.
 STALE_AFTER = timedelta(minutes=10)
 REQUEUE_BATCH = 500
+# What publishing a task raises when the broker (Redis) cannot be reached.
+BROKER_ERRORS = (OperationalError, RedisError, OSError)
+
+logger = logging.getLogger("core.tasks")
 
 
 def outbox_model(label):
@@ -53,13 +60,24 @@ def send_outbox_email(self, label, email_id):
 
 
 def dispatch(model, email_id):
-    """Hand an email to the worker (called after the queuing transaction commits). When
-    tasks run in-process (development, no broker) a temporary SMTP failure must not fail
-    the request that queued it: the email stays queued for `requeue-stale-emails`."""
+    """Hand an email to the worker (called after the queuing transaction commits). Returns
+    False when the broker could not take it. Neither a temporary SMTP failure while tasks run
+    in-process (development, no broker) nor a broker that cannot be reached (Redis down)
+    fails the request that queued it: the email stays queued in the outbox for
+    `requeue-stale-emails`."""
     try:
         send_outbox_email.delay(model._meta.label, email_id)
     except Retry:
-        pass
+        return True  # in-process delivery will be tried again
+    except BROKER_ERRORS as exc:
+        logger.warning(
+            "Email %s %s stays queued, the broker did not answer: %s",
+            model._meta.label,
+            email_id,
+            exc,
+        )
+        return False
+    return True
 
 
 def dispatch_after_commit(email):
@@ -79,17 +97,12 @@ def requeue_stale(now=None, older_than=None):
     for model in outbox_models():
         ids = list(
             outbox.rows(model)
-            .filter(
-                status=OutboxEmail.Status.QUEUED,
-                created_at__lt=cutoff,
-                attempts__lt=MAX_RETRIES + 1,
-            )
+            .filter(outbox.claimable(now), created_at__lt=cutoff, attempts__lt=MAX_RETRIES + 1)
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)[:REQUEUE_BATCH]
         )
         for email_id in ids:
-            dispatch(model, email_id)
-        handed += len(ids)
+            handed += dispatch(model, email_id)
     return handed
 
 

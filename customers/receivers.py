@@ -1,11 +1,11 @@
 """Adapters from Django's model signals. No business logic here."""
 
-from django.core.cache import cache
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import Entity, User
+from core import cache
 from customers.models import Customer
 from customers.selectors import entity_collectors_key
 

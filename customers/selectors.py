@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     DecimalField,
@@ -29,6 +28,7 @@ from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from accounts.roles import RESTRICTABLE_ROLES, Role
+from core import cache
 from customers.models import (
     AccessGroup,
     Customer,
@@ -267,17 +267,17 @@ def collector_rows(users):
 
 def entity_collectors(entity_id):
     """[(pk, full_name, email)] of the people who collect customers of this entity."""
-    key = entity_collectors_key(entity_id)
-    rows = cache.get(key)
-    if rows is None:
+
+    def compute():
         with connection.cursor() as cursor:
             cursor.execute(
                 _ENTITY_COLLECTORS.format(table=Customer._meta.db_table), [entity_id, entity_id]
             )
             ids = [row[0] for row in cursor.fetchall()]
-        rows = collector_rows(User.objects.filter(pk__in=ids))
-        cache.set(key, rows, COLLECTORS_CACHE_SECONDS)
-    return rows
+        return collector_rows(User.objects.filter(pk__in=ids))
+
+    # Without the cache (Redis down) the filter is read from the database.
+    return cache.get_or_compute(entity_collectors_key(entity_id), compute, COLLECTORS_CACHE_SECONDS)
 
 
 def collectors_of_visible_customers(request):

@@ -16,12 +16,13 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import salted_hmac
 
 from accounts.models import GroupMembership, Membership, User
 from accounts.roles import Capability, can
 from security import ratelimit
 from security.audit import record
+from security.crypto import keyed_hash_matches
 from security.models import AllowedNetwork, CodeRecipient, IpChallenge
 from security.phones import mask_phone
 from security.sms import SmsError, send_sms
@@ -300,7 +301,9 @@ def check_code(challenge, code, *, request, now):
         if not challenge.code_hash or challenge.expires_at is None or now >= challenge.expires_at:
             return False, "The code has expired. Ask for a new one."
         cleaned = "".join(ch for ch in str(code) if ch.isdigit())
-        if not constant_time_compare(_code_hash(challenge.pk, cleaned), challenge.code_hash):
+        if not keyed_hash_matches(
+            challenge.code_hash, "security.ip-challenge", f"{challenge.pk}:{cleaned}"
+        ):
             challenge.failures += 1
             challenge.save(update_fields=["failures"])
             left = MAX_FAILURES - challenge.failures

@@ -2,14 +2,17 @@
 django-axes, AXES_CLIENT_IP_CALLABLE), the password-reset limits and the IP allowlist.
 
 The address comes from the socket. `X-Forwarded-For` is believed only when the request
-came through TRUSTED_PROXY_COUNT proxies; then the address that the outermost trusted
-proxy saw is taken, counting from the right, so a client cannot forge it by prepending
-entries. A malformed header falls back to the socket address.
+came through TRUSTED_PROXY_COUNT proxies and the socket peer is one of them (an address in
+TRUSTED_PROXY_NETWORKS): a request that reaches the web process directly cannot name its
+own address. Then the address that the outermost trusted proxy saw is taken, counting
+from the right, so a client cannot forge it by prepending entries. A malformed header
+falls back to the socket address.
 
 Each address has one spelling (`canonical_ip`): a dual-stack socket reports an IPv4
 client as `::ffff:a.b.c.d`, which is read as `a.b.c.d`, so both count on one counter.
 """
 
+import functools
 import ipaddress
 
 from django.conf import settings
@@ -27,10 +30,24 @@ def canonical_ip(value):
     return str(address)
 
 
+@functools.cache
+def _networks(configured):
+    return tuple(ipaddress.ip_network(network) for network in configured)
+
+
+def from_trusted_proxy(remote):
+    """Whether the socket peer `remote` is one of the configured proxies."""
+    if remote is None:
+        return False
+    address = ipaddress.ip_address(remote)
+    configured = tuple(getattr(settings, "TRUSTED_PROXY_NETWORKS", ()))
+    return any(address in network for network in _networks(configured))
+
+
 def client_ip(request):
     remote = canonical_ip(request.META.get("REMOTE_ADDR", ""))
     proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if not proxies:
+    if not proxies or not from_trusted_proxy(remote):
         return remote
     header = request.META.get("HTTP_X_FORWARDED_FOR", "")
     hops = [hop.strip() for hop in header.split(",")] if header else []

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 FORMAT = "gcm1"
 NONCE_BYTES = 12
@@ -72,15 +72,18 @@ class Binding:
         return {"table": self.table, "column": self.column, "row": self.row}
 
 
-def _development_key():
+def _development_key(secret_key):
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"field-encryption"
-    ).derive(settings.SECRET_KEY.encode())
+    ).derive(secret_key.encode())
     return base64.urlsafe_b64encode(derived)
 
 
 def _configured_keys():
-    return tuple(settings.FIELD_ENCRYPTION_KEYS) or (_development_key(),)
+    # In development the keys are derived from SECRET_KEY, then from each fallback key, so
+    # rotating the secret key leaves the data readable (rotate_encryption_keys moves it).
+    secret_keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    return tuple(settings.FIELD_ENCRYPTION_KEYS) or tuple(map(_development_key, secret_keys))
 
 
 def _key_bytes(number, key):
@@ -205,3 +208,25 @@ def backup_code_hash(token):
     return salted_hmac(
         "security.backup-code", normalize_code(token), algorithm="sha256"
     ).hexdigest()
+
+
+# Keyed hashes are made under SECRET_KEY and checked under it and each of
+# SECRET_KEY_FALLBACKS, so that a key rotation does not void what was hashed before it.
+def keyed_hashes(key_salt, value, algorithm="sha1"):
+    """The HMAC of `value` under SECRET_KEY, then under each fallback key."""
+    keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    return [
+        salted_hmac(key_salt, value, secret=key, algorithm=algorithm).hexdigest() for key in keys
+    ]
+
+
+def keyed_hash_matches(digest, key_salt, value, algorithm="sha1"):
+    return any(
+        constant_time_compare(digest, candidate)
+        for candidate in keyed_hashes(key_salt, value, algorithm)
+    )
+
+
+def backup_code_hashes(token):
+    """What a stored hash of `token` may be: made under SECRET_KEY or a fallback key."""
+    return keyed_hashes("security.backup-code", normalize_code(token), algorithm="sha256")

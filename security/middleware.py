@@ -26,7 +26,7 @@ from security.policy import is_password_expired
 from security.selectors import effective_from, load_policies
 from security.twofactor import has_second_factor
 
-ALWAYS_OPEN = {"logout", "healthz"}
+ALWAYS_OPEN = {"logout", "healthz", "readyz"}
 NEXT_SESSION_KEY = "signin.next"
 
 

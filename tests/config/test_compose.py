@@ -40,6 +40,7 @@ OPERATOR_ENV = {
     "POSTGRES_PASSWORD": "compose-test-password",
     "DJANGO_ALLOWED_HOSTS": "guardrail.example.com",
     "SITE_URL": "https://guardrail.example.com",
+    "TRUSTED_PROXY_NETWORKS": "172.30.0.0/24",
     "FIELD_ENCRYPTION_KEYS": "aDeFSlcBqvAO4LoH7M5QNHExO1Ba1cd-pQ8EZpA3AoU=",
     "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
     "TWILIO_AUTH_TOKEN": "compose-test-token",
@@ -185,11 +186,12 @@ def test_it_leaves_beat_without_a_healthcheck(services):
     assert services["beat"]["restart"] == "unless-stopped"
 
 
-def test_the_web_healthcheck_is_python_fetching_healthz(services):
+def test_the_web_healthcheck_is_python_fetching_readyz(services):
+    # Readiness: the worker and beat wait for the web to be healthy (migrations applied).
     test = services["web"]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
-    assert "http://127.0.0.1:8000/healthz" in test[3]
-    assert resolve("/healthz").func is views.healthz
+    assert "http://127.0.0.1:8000/readyz" in test[3]
+    assert resolve("/readyz").func is views.readyz
 
 
 def _run_web_healthcheck(services, monkeypatch, allowed_hosts, status=200):
@@ -227,13 +229,13 @@ def test_the_web_healthcheck_presents_itself_as_the_tls_proxy_would(
     # Production redirects plain HTTP to HTTPS and answers 400 to an unknown Host, so a
     # bare GET of 127.0.0.1:8000 would never be healthy.
     request = _run_web_healthcheck(services, monkeypatch, allowed_hosts)
-    assert request.full_url == "http://127.0.0.1:8000/healthz"
+    assert request.full_url == "http://127.0.0.1:8000/readyz"
     assert request.get_method() == "GET"
     assert validate_host(request.get_header("Host"), allowed_hosts.split(","))
     assert request.get_header("X-forwarded-proto") == "https"
 
 
-def test_the_web_healthcheck_fails_unless_healthz_answers_200(services, monkeypatch):
+def test_the_web_healthcheck_fails_unless_readyz_answers_200(services, monkeypatch):
     with pytest.raises(SystemExit, match="503"):
         _run_web_healthcheck(services, monkeypatch, "guardrail.example.com", status=503)
 

@@ -10,7 +10,7 @@ import socket
 import socketserver
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from email import policy as email_policy
 from pathlib import Path
@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.tenancy import system_code, tenant_scope
@@ -408,8 +409,10 @@ def test_a_permanent_5xx_marks_the_email_failed(book, monkeypatch, error):
     assert mail.outbox == []
 
 
-def test_a_row_left_sending_is_never_resent(book):
-    row = queued_email(book, status=OutgoingEmail.Status.SENDING, attempts=1)
+def test_a_row_being_sent_within_its_lease_is_not_sent_twice(book):
+    row = queued_email(
+        book, status=OutgoingEmail.Status.SENDING, attempts=1, claimed_at=timezone.now()
+    )
 
     assert outbox.deliver(row.pk) == "skipped"
     assert tasks.send_email_task.apply(args=[row.pk]).get() == "skipped"
@@ -418,6 +421,26 @@ def test_a_row_left_sending_is_never_resent(book):
     assert mail.outbox == []
     row = fresh(row)
     assert (row.status, row.attempts) == ("sending", 1)
+
+
+def test_a_row_left_sending_by_a_killed_worker_is_sent_once_its_lease_runs_out(book):
+    """A worker killed between claiming a row and settling it: once the lease runs out the
+    requeue job hands it over again and it is sent (with the same Message-ID, so a rare
+    duplicate is recognisable), then settled with its tokens masked."""
+    claimed = timezone.now() - timedelta(minutes=11)
+    body = "Pay here: https://testserver/l/SecretToken123456/"
+    row = queued_email(book, status=OutgoingEmail.Status.SENDING, attempts=1, claimed_at=claimed)
+    OutgoingEmail.objects.with_scopes_disabled().filter(pk=row.pk).update(
+        created_at=claimed, text_body=body
+    )
+
+    assert outbox_tasks.requeue_stale() == 1
+
+    assert [m.to for m in mail.outbox] == [[KARI]]
+    assert mail.outbox[0].extra_headers["Message-ID"] == fresh(row).message_id()
+    row = fresh(row)
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert "SecretToken123456" not in row.text_body
 
 
 def test_deliver_of_an_unknown_id_does_nothing(db):

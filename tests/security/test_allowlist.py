@@ -372,7 +372,7 @@ def test_every_applying_allowlist_must_pass_and_approval_fills_the_failing_one(w
     assert [entry.policy for entry in added] == [group_policy]
 
 
-@override_settings(TRUSTED_PROXY_COUNT=1)
+@override_settings(TRUSTED_PROXY_COUNT=1, TRUSTED_PROXY_NETWORKS=["10.0.0.0/8"])
 def test_behind_a_trusted_proxy_the_forwarded_address_is_checked(office_only, client):
     guest = office_only.users[Role.GUEST]
     sign_in(client, guest, "10.9.9.9")

@@ -352,7 +352,7 @@ def test_a_forged_forwarded_header_does_not_dodge_the_address_counter(world):
     assert not LoginThrottle.objects.filter(kind=Kind.IP, key__startswith="198.51.100.").exists()
 
 
-@override_settings(TRUSTED_PROXY_COUNT=1)
+@override_settings(TRUSTED_PROXY_COUNT=1, TRUSTED_PROXY_NETWORKS=["10.0.0.0/8"])
 def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(world):
     proxy = "10.0.0.2"
     victim = world.users[Role.GUEST].email

@@ -121,6 +121,15 @@ def env_choice(name, choices, default, environ=os.environ):
 POSTGRESQL_ENGINE = "core.postgresql"
 
 
+DATABASE_CONNECTION_OPTIONS = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}
+
+
 def database_from_url(url, conn_max_age, prepare_threshold=0):
     """Turn DATABASE_URL into Django's DATABASES entry, refusing anything unclear.
 
@@ -144,10 +153,14 @@ def database_from_url(url, conn_max_age, prepare_threshold=0):
         raise EnvError("DATABASE_URL names no database; end it with /<database name>.")
     if scheme != "sqlite":
         config["ENGINE"] = POSTGRESQL_ENGINE
+        # A server that is down or unreachable fails the request within seconds (a 503:
+        # core/middleware_db.py) instead of hanging it; keepalives notice a dead peer on
+        # an open connection. The URL's own ?connect_timeout=... wins.
+        options = config.setdefault("OPTIONS", {})
+        for name, value in DATABASE_CONNECTION_OPTIONS.items():
+            options.setdefault(name, value)
         if prepare_threshold:
-            config.setdefault("OPTIONS", {}).update(
-                server_side_binding=True, prepare_threshold=prepare_threshold
-            )
+            options.update(server_side_binding=True, prepare_threshold=prepare_threshold)
     return config
 
 

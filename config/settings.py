@@ -142,6 +142,9 @@ MIDDLEWARE = [
     # First, so its headers are final: every answer under /l/ and /c/ (customer links) is
     # no-store, no-referrer and noindex, whichever layer made it.
     "core.link_privacy.PrivateLinkAnswersMiddleware",
+    # A plain 503 with Retry-After when the database is unreachable or does not answer,
+    # from the view or any middleware below (core/middleware_db.py).
+    "core.middleware_db.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ from the web process (no proxy ships): hashed names, gzip/brotli
     # variants, long caching of hashed names. After SecurityMiddleware (its headers).

@@ -149,7 +149,15 @@ def test_a_malformed_database_url_stops_the_process_with_a_message_not_a_traceba
 
 def test_postgresql_statements_are_prepared_after_the_threshold_and_can_be_turned_off():
     prepared = database_from_url("postgres://u@h:5432/db", 60, prepare_threshold=5)
-    assert prepared["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+    assert prepared["OPTIONS"] == {
+        "server_side_binding": True,
+        "prepare_threshold": 5,
+        "connect_timeout": 2,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+    }
     never = database_from_url("postgres://u@h:5432/db", 60, prepare_threshold=0)
     assert "server_side_binding" not in never.get("OPTIONS", {})
     sqlite = database_from_url("sqlite:///tmp/x.sqlite3", 0, prepare_threshold=5)

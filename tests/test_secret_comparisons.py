@@ -19,6 +19,10 @@ SECRET_WORDS = {
     "password",
 }  # fmt: skip
 
+# Names that end like a secret but are public numbers (an HTTP or SMTP status, a process's
+# exit status).
+NOT_SECRETS = {"status_code", "smtp_code", "exit_code", "returncode"}
+
 # (file, the comparison as written) -> why it is not a secret comparison. Reviewed.
 ALLOWED = {
     (
@@ -50,6 +54,8 @@ def last_word(node):
     elif isinstance(node, ast.Call):
         return last_word(node.func)
     else:
+        return None
+    if name.lower() in NOT_SECRETS:
         return None
     return re.split(r"[_\W]+", name.lower())[-1]
 
@@ -87,6 +93,7 @@ def test_the_rule_catches_a_secret_compared_with_equals(source):
         "row = Link.objects.filter(token_hash=token_hash(token)).first()",
         "same = p.ip_code_recipient == CodeRecipient.ADMINS",
         "n = len(codes) == 10",
+        "failed = response.status_code == 500",
     ],
 )
 def test_the_rule_leaves_constant_time_and_hash_lookups_alone(source):

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
 from accounts.tenancy import TenantManager, bigint
-from security.crypto import Binding, decrypt, encrypt
+from security.crypto import BoundEncryptedColumn
 
 # What an anonymised customer's and contact's names read afterwards.
 ANONYM = "Anonym"
@@ -250,7 +250,7 @@ class AccessGroup(models.Model):
         return self.name
 
 
-class Secret(models.Model):
+class Secret(BoundEncryptedColumn, models.Model):
     """A note on a customer card, encrypted at rest, readable by chosen access groups."""
 
     entity = models.ForeignKey("accounts.Entity", on_delete=models.PROTECT, related_name="+")
@@ -264,6 +264,9 @@ class Secret(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = CustomerOwnedManager()
+    # The body is bound to this row of its entity (security.crypto).
+    encrypted_column = "encrypted_body"
+    binding_owner = "entity_id"
 
     class Meta:
         ordering = ["title", "pk"]
@@ -271,42 +274,18 @@ class Secret(models.Model):
     def __str__(self):
         return self.title
 
-    def save(self, *args, **kwargs):
-        """A new secret is inserted and then its body encrypted bound to the new id and
-        written, in one transaction: no row ever holds an unbound body."""
-        if "_pending_body" not in self.__dict__:
-            return super().save(*args, **kwargs)
-        using = kwargs.get("using")
-        with transaction.atomic(using=using):
-            super().save(*args, **kwargs)
-            self.encrypted_body = encrypt(self._pending_body.encode("utf-8"), self.binding())
-            super().save(using=using, update_fields=["encrypted_body"])
-        del self._pending_body
-
-    def binding(self):
-        """Where the body belongs: this row of this entity (security.crypto.Binding)."""
-        return Binding.of(self, "encrypted_body", self.entity_id)
-
     @property
     def body(self):
         """The plain text; security.crypto.DecryptionError if the stored value is not this
         row's (copied from another row, changed, or under a key no longer configured)."""
-        if "_pending_body" in self.__dict__:
-            return self._pending_body
-        return decrypt(self.encrypted_body, self.binding()).decode("utf-8")
+        return self.plain().decode("utf-8")
 
     @body.setter
     def body(self, text):
         self.set_body(text)
 
     def set_body(self, text):
-        # The value is bound to the row id: a new row gets it on save().
-        if self.pk is None:
-            self._pending_body = text
-            self.encrypted_body = ""
-        else:
-            self.__dict__.pop("_pending_body", None)
-            self.encrypted_body = encrypt(text.encode("utf-8"), self.binding())
+        self.set_plain(text.encode("utf-8"))
 
 
 # --- The link grant ---------------------------------------------------------------------

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 FORMAT = "gcm1"
@@ -230,3 +231,42 @@ def keyed_hash_matches(digest, key_salt, value, algorithm="sha1"):
 def backup_code_hashes(token):
     """What a stored hash of `token` may be: made under SECRET_KEY or a fallback key."""
     return keyed_hashes("security.backup-code", normalize_code(token), algorithm="sha256")
+
+
+class BoundEncryptedColumn:
+    """Model mixin for one column encrypted bound to its row: `encrypted_column` names the
+    column, `binding_owner` the attribute holding the owner's id (entity or user). A new
+    row has no id to bind to, so its value waits until save(), which inserts the row and
+    then writes the bound value, in one transaction: no row ever holds an unbound value."""
+
+    encrypted_column = None
+    binding_owner = None
+
+    def binding(self):
+        """Where the value belongs: this row of its owner."""
+        return Binding.of(self, self.encrypted_column, getattr(self, self.binding_owner))
+
+    def set_plain(self, raw):
+        if self.pk is None:
+            self._pending_plain = bytes(raw)
+            setattr(self, self.encrypted_column, "")
+        else:
+            self.__dict__.pop("_pending_plain", None)
+            setattr(self, self.encrypted_column, encrypt(bytes(raw), self.binding()))
+
+    def plain(self):
+        """The plain bytes; DecryptionError if the stored value is not this row's (copied
+        from another row, changed, or under a key no longer configured)."""
+        if "_pending_plain" in self.__dict__:
+            return self._pending_plain
+        return decrypt(getattr(self, self.encrypted_column), self.binding())
+
+    def save(self, *args, **kwargs):
+        if "_pending_plain" not in self.__dict__:
+            return super().save(*args, **kwargs)
+        using = kwargs.get("using")
+        with transaction.atomic(using=using):
+            super().save(*args, **kwargs)
+            setattr(self, self.encrypted_column, encrypt(self._pending_plain, self.binding()))
+            super().save(using=using, update_fields=[self.encrypted_column])
+        del self._pending_plain

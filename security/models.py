@@ -18,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.roles import Capability
 from core.models import OutboxEmail
-from security.crypto import Binding, backup_code_hashes, decrypt, encrypt
+from security.crypto import BoundEncryptedColumn, backup_code_hashes
 
 
 class AppendOnlyError(Exception):
@@ -312,7 +312,7 @@ class LoginThrottle(models.Model):
         return f"{self.get_kind_display()} {self.key}: {self.failures} failures"
 
 
-class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
+class EncryptedTOTPDevice(BoundEncryptedColumn, TimestampMixin, ThrottlingMixin, Device):
     """An authenticator-app device whose secret is encrypted at rest.
 
     django-otp's TOTPDevice keeps its key in plain text. This model stores the key with
@@ -328,43 +328,22 @@ class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     tolerance = models.PositiveSmallIntegerField(default=1)
     drift = models.SmallIntegerField(default=0)
     last_t = models.BigIntegerField(default=-1)
+    # The key is bound to this row of its user (security.crypto).
+    encrypted_column = "encrypted_key"
+    binding_owner = "user_id"
 
     class Meta(Device.Meta):
         verbose_name = "authenticator app"
-
-    def save(self, *args, **kwargs):
-        """A new device is inserted and then its key encrypted bound to the new id and
-        written, in one transaction: no row ever holds an unbound key."""
-        if "_pending_key" not in self.__dict__:
-            return super().save(*args, **kwargs)
-        using = kwargs.get("using")
-        with transaction.atomic(using=using):
-            super().save(*args, **kwargs)
-            self.encrypted_key = encrypt(self._pending_key, self.binding())
-            super().save(using=using, update_fields=["encrypted_key"])
-        del self._pending_key
-
-    def binding(self):
-        """Where the key belongs: this row of this user (security.crypto.Binding)."""
-        return Binding.of(self, "encrypted_key", self.user_id)
 
     @property
     def bin_key(self):
         """The raw key; security.crypto.DecryptionError if the stored value is not this
         row's (copied from another device, changed, or under a key no longer configured)."""
-        if "_pending_key" in self.__dict__:
-            return self._pending_key
-        return decrypt(self.encrypted_key, self.binding())
+        return self.plain()
 
     @bin_key.setter
     def bin_key(self, raw):
-        # The value is bound to the row id: a new row gets it on save().
-        if self.pk is None:
-            self._pending_key = bytes(raw)
-            self.encrypted_key = ""
-        else:
-            self.__dict__.pop("_pending_key", None)
-            self.encrypted_key = encrypt(bytes(raw), self.binding())
+        self.set_plain(raw)
 
     verify_token = TOTPDevice.verify_token
     get_throttle_factor = TOTPDevice.get_throttle_factor

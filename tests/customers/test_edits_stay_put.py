@@ -55,6 +55,19 @@ def anonymise_in_another_session(customer_pk, entity_pk, admin):
     assert not thread.is_alive() and outcomes == {"anonymise": "anonymised"}, outcomes
 
 
+def anonymise_once_valid(monkeypatch, form_class, customer, entity, admin):
+    """The edit's form is built from the row and valid; then another admin's anonymisation
+    commits, before the edit saves."""
+    built = form_class.clean
+
+    def clean_then_anonymise(form):
+        cleaned = built(form)
+        anonymise_in_another_session(customer.pk, entity.pk, admin)
+        return cleaned
+
+    monkeypatch.setattr(form_class, "clean", clean_then_anonymise)
+
+
 def stored(model, pk, *fields):
     with system_code():
         return model.objects.values(*fields).get(pk=pk)
@@ -144,16 +157,7 @@ def test_a_customer_edit_begun_before_an_anonymisation_is_refused(
 ):
     customer, _ = racing
     admin = world.users[Role.ADMIN]
-    built = CustomerForm.clean
-
-    def clean_then_anonymise(form):
-        # The edit's form is built from the row and valid; now another admin's
-        # anonymisation commits, before the edit saves.
-        cleaned = built(form)
-        anonymise_in_another_session(customer.pk, world.a.pk, admin)
-        return cleaned
-
-    monkeypatch.setattr(CustomerForm, "clean", clean_then_anonymise)
+    anonymise_once_valid(monkeypatch, CustomerForm, customer, world.a, admin)
     work_in(client, world.users[Role.CREDIT_MANAGER], world.a)
     response = client.post(
         f"/customers/{customer.pk}/edit/",
@@ -176,14 +180,7 @@ def test_a_contact_edit_begun_before_an_anonymisation_is_refused(
 ):
     customer, contact = racing
     admin = world.users[Role.ADMIN]
-    built = ContactForm.clean
-
-    def clean_then_anonymise(form):
-        cleaned = built(form)
-        anonymise_in_another_session(customer.pk, world.a.pk, admin)
-        return cleaned
-
-    monkeypatch.setattr(ContactForm, "clean", clean_then_anonymise)
+    anonymise_once_valid(monkeypatch, ContactForm, customer, world.a, admin)
     work_in(client, world.users[Role.CREDIT_MANAGER], world.a)
     response = client.post(
         f"/customers/contacts/{contact.pk}/edit/",
@@ -206,14 +203,7 @@ def test_a_contact_edit_begun_before_an_anonymisation_is_refused(
 def test_a_new_contact_begun_before_an_anonymisation_is_refused(world, racing, client, monkeypatch):
     customer, _ = racing
     admin = world.users[Role.ADMIN]
-    built = ContactForm.clean
-
-    def clean_then_anonymise(form):
-        cleaned = built(form)
-        anonymise_in_another_session(customer.pk, world.a.pk, admin)
-        return cleaned
-
-    monkeypatch.setattr(ContactForm, "clean", clean_then_anonymise)
+    anonymise_once_valid(monkeypatch, ContactForm, customer, world.a, admin)
     work_in(client, world.users[Role.CREDIT_MANAGER], world.a)
     response = client.post(
         f"/customers/{customer.pk}/contacts/new/",
@@ -454,14 +444,7 @@ def test_a_new_secret_begun_before_an_anonymisation_is_refused(world, racing, cl
     with system_code():
         legal = AccessGroup.objects.create(entity=world.a, name="Legal")
         legal.members.add(editor)
-    built = SecretForm.clean
-
-    def clean_then_anonymise(form):
-        cleaned = built(form)
-        anonymise_in_another_session(customer.pk, world.a.pk, admin)
-        return cleaned
-
-    monkeypatch.setattr(SecretForm, "clean", clean_then_anonymise)
+    anonymise_once_valid(monkeypatch, SecretForm, customer, world.a, admin)
     work_in(client, editor, world.a)
     response = client.post(
         f"/customers/{customer.pk}/secrets/",
